@@ -1,0 +1,43 @@
+# Everything runs from a project-local virtualenv that `make` creates or updates itself.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+# The test suite runs production-like settings (DEBUG off) over plain HTTP on loopback.
+TEST_ENV := SECRET_KEY=test-only-secret-key ALLOWED_HOSTS=* SECURE_SSL_REDIRECT=false \
+	SECURE_COOKIES=false AWS_REGIONS=us-east-1,eu-west-1,ap-southeast-2
+
+.PHONY: demo test run lint format bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	DEBUG=true $(BIN)/python manage.py demo
+
+test: $(STAMP)
+	$(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS)
+
+run: $(STAMP)
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py collectstatic --noinput
+	$(BIN)/python manage.py run_fleet
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: $(STAMP)
+	$(BIN)/python bench/collect.py --workers 100 --latency-ms 2000
+	$(BIN)/python bench/collect.py --workers 1000 --latency-ms 500
+
+clean:
+	rm -rf $(VENV) staticfiles db.sqlite3 .pytest_cache

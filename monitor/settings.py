@@ -1,0 +1,187 @@
+"""Settings for CML Fleet Monitor, read from the environment (see README: Configuration)."""
+
+import re
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from monitor.env import env_bool, env_int, env_list, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+DEBUG = env_bool("DEBUG", False)
+SECRET_KEY = env_str("SECRET_KEY")
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", [])
+if not DEBUG:
+    if not SECRET_KEY:
+        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
+    if not ALLOWED_HOSTS:
+        raise ImproperlyConfigured("ALLOWED_HOSTS must be set when DEBUG is off")
+else:
+    SECRET_KEY = SECRET_KEY or "insecure-development-key-only-for-debug"
+    ALLOWED_HOSTS = ALLOWED_HOSTS or ["localhost", "127.0.0.1", "[::1]"]
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "channels",
+    "django_htmx",
+    "django_q",
+    "fleet",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "monitor.urls"
+ASGI_APPLICATION = "monitor.asgi.application"
+WSGI_APPLICATION = None
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0, minimum=0),
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Several processes (daphne, qcluster) share the file: wait for locks instead of failing,
+    # and take the write lock at BEGIN so two writers never deadlock on an upgrade.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
+    )
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+CACHES = {
+    # django-q2's monitor and the refresh throttle need a cache every process shares.
+    "default": {
+        "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+        "LOCATION": "fleet_cache",
+    }
+}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "fleet:worker_list"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "django.contrib.staticfiles.storage.StaticFilesStorage"
+            if DEBUG
+            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        )
+    },
+}
+
+CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# Security: sensible for production behind a TLS-terminating proxy; relaxed only in DEBUG.
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
+SECURE_HSTS_PRELOAD = not DEBUG
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+
+# --- The fleet ---------------------------------------------------------------------------------
+_REGION_RE = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
+AWS_REGIONS = env_list("AWS_REGIONS", ["us-east-1"])
+for _region in AWS_REGIONS:
+    if not _REGION_RE.match(_region):
+        raise ImproperlyConfigured(f"AWS_REGIONS: {_region!r} is not an AWS region name")
+if not AWS_REGIONS:
+    raise ImproperlyConfigured("AWS_REGIONS must name at least one region")
+AWS_ENDPOINT_URL = env_str("AWS_ENDPOINT_URL") or None
+
+CML_USERNAME = env_str("CML_USERNAME", "admin")
+CML_PASSWORD = env_str("CML_PASSWORD")
+CML_VERIFY_TLS = env_bool("CML_VERIFY_TLS", True)
+CML_ENDPOINT_TEMPLATE = env_str("CML_ENDPOINT_TEMPLATE", "https://{public_ip}")
+if "{public_ip}" not in CML_ENDPOINT_TEMPLATE and "{instance_id}" not in CML_ENDPOINT_TEMPLATE:
+    raise ImproperlyConfigured(
+        "CML_ENDPOINT_TEMPLATE must contain {public_ip} or {instance_id}"
+    )
+
+POLL_INTERVAL_SECONDS = env_int("POLL_INTERVAL_SECONDS", 300, minimum=60)
+LABS_INTERVAL_SECONDS = env_int("LABS_INTERVAL_SECONDS", 1800, minimum=60)
+COLLECT_CONCURRENCY = env_int("COLLECT_CONCURRENCY", 50, minimum=1)
+REFRESH_MIN_INTERVAL_SECONDS = env_int("REFRESH_MIN_INTERVAL_SECONDS", 10, minimum=0)
+CML_REQUEST_TIMEOUT_SECONDS = env_int("CML_REQUEST_TIMEOUT_SECONDS", 10, minimum=1)
+CML_WORKER_DEADLINE_SECONDS = env_int("CML_WORKER_DEADLINE_SECONDS", 60, minimum=1)
+
+# --- django-q2 ----------------------------------------------------------------------------------
+# timeout > the cycle's own deadline, retry > timeout (else a task runs twice), no catch-up.
+Q_CLUSTER = {
+    "name": "fleet",
+    "orm": "default",
+    "workers": env_int("Q_WORKERS", 2, minimum=1),
+    "timeout": CML_WORKER_DEADLINE_SECONDS * 3 + 60,
+    "retry": CML_WORKER_DEADLINE_SECONDS * 3 + 120,
+    "max_attempts": 1,
+    "catch_up": False,
+    "cache": "default",
+    "save_limit": 1000,
+    "ack_failures": True,
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {"botocore": {"level": "WARNING"}, "httpx": {"level": "WARNING"}},
+}
