@@ -74,8 +74,9 @@ class LicenseState(models.TextChoices):
 class Worker(models.Model):
     """One EC2 instance running a CML server, with everything last observed about it.
 
-    `name`, `region`, `instance_id` and `cml_endpoint` are set by people (admin, import); every
-    other field is observed by the collection (`fleet.collect`) and read-only in the admin.
+    `region` and `instance_id` are set by people (admin, `import_workers`); `name` too, until the
+    instance has a Name tag. Every other field is observed by the collection (`fleet.collect`)
+    and read-only in the admin.
     """
 
     # Identity (set by people).
@@ -87,7 +88,7 @@ class Worker(models.Model):
         max_length=255,
         blank=True,
         validators=[validate_endpoint],
-        help_text="Base URL of the CML server; built from CML_ENDPOINT_TEMPLATE when blank.",
+        help_text="Base URL of the CML API, from CML_ENDPOINT_TEMPLATE while the instance runs.",
     )
 
     # EC2.
@@ -177,6 +178,11 @@ class Worker(models.Model):
     def cml_disk_percent(self) -> float | None:
         return _percent(self.cml_disk_used, self.cml_disk_total)
 
+    def seconds_since_poll(self) -> int | None:
+        if self.last_polled_at is None:
+            return None
+        return int((timezone.now() - self.last_polled_at).total_seconds())
+
     def polled_within(self, seconds: int) -> bool:
         """Whether the last poll is recent enough that polling again would be wasteful."""
         if self.last_polled_at is None:
@@ -254,6 +260,7 @@ class CollectionRun(models.Model):
     workers_seen = models.PositiveIntegerField(default=0)
     workers_changed = models.PositiveIntegerField(default=0)
     workers_failed = models.PositiveIntegerField(default=0)
+    aws_calls = models.PositiveIntegerField("AWS API calls", default=0)
     errors = models.JSONField(
         default=dict, blank=True, help_text="Per-worker errors, keyed by worker id."
     )
@@ -266,8 +273,46 @@ class CollectionRun(models.Model):
     def __str__(self) -> str:
         return f"{self.get_kind_display()} run {self.started_at:%Y-%m-%d %H:%M:%S}"
 
+    def summary(self) -> str:
+        """One line for logs, the task result and `manage.py refresh_workers`."""
+        if self.status == RunStatus.SKIPPED:
+            return f"{self.kind} run skipped: {self.message}"
+        seconds = self.duration.total_seconds() if self.duration else 0.0
+        text = (
+            f"{self.kind} run {self.status}: seen {self.workers_seen}, changed "
+            f"{self.workers_changed}, failed {self.workers_failed}, {seconds:.2f} s, "
+            f"{self.aws_calls} AWS calls"
+        )
+        return f"{text}; {self.message}" if self.message else text
+
     @property
     def duration(self) -> timedelta | None:
         if self.finished_at is None:
             return None
         return self.finished_at - self.started_at
+
+
+class ChangeKind(models.TextChoices):
+    UPDATED = "updated"
+    CREATED = "created"
+    DELETED = "deleted"
+
+
+class Change(models.Model):
+    """The change log (a transactional outbox): one row per committed change to a worker.
+
+    Written in the same transaction as the change itself, so the live pages never miss a change
+    and never hear of one that rolled back. `worker_id` is a plain column, not a foreign key, so
+    the deletion of a worker is logged too.
+    """
+
+    worker_id = models.BigIntegerField()
+    kind = models.CharField(max_length=8, choices=ChangeKind.choices, default=ChangeKind.UPDATED)
+    fields = models.JSONField(default=list, help_text="Names of the fields that changed.")
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} worker {self.worker_id} {self.kind}"

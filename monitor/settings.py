@@ -151,12 +151,16 @@ CML_PASSWORD = env_str("CML_PASSWORD")
 CML_VERIFY_TLS = env_bool("CML_VERIFY_TLS", True)
 CML_ENDPOINT_TEMPLATE = env_str("CML_ENDPOINT_TEMPLATE", "https://{public_ip}")
 if "{public_ip}" not in CML_ENDPOINT_TEMPLATE and "{instance_id}" not in CML_ENDPOINT_TEMPLATE:
-    raise ImproperlyConfigured(
-        "CML_ENDPOINT_TEMPLATE must contain {public_ip} or {instance_id}"
-    )
+    raise ImproperlyConfigured("CML_ENDPOINT_TEMPLATE must contain {public_ip} or {instance_id}")
 
-POLL_INTERVAL_SECONDS = env_int("POLL_INTERVAL_SECONDS", 300, minimum=60)
-LABS_INTERVAL_SECONDS = env_int("LABS_INTERVAL_SECONDS", 1800, minimum=60)
+POLL_INTERVAL_SECONDS = env_int("POLL_INTERVAL_SECONDS", 300)
+LABS_INTERVAL_SECONDS = env_int("LABS_INTERVAL_SECONDS", 1800)
+for _name in ("POLL_INTERVAL_SECONDS", "LABS_INTERVAL_SECONDS"):
+    if globals()[_name] < 60 or globals()[_name] % 60:
+        raise ImproperlyConfigured(
+            f"{_name}={globals()[_name]}: django-q2's scheduler wakes about every 30 s and "
+            "schedules in whole minutes, so use a multiple of 60 seconds, at least 60"
+        )
 COLLECT_CONCURRENCY = env_int("COLLECT_CONCURRENCY", 50, minimum=1)
 REFRESH_MIN_INTERVAL_SECONDS = env_int("REFRESH_MIN_INTERVAL_SECONDS", 10, minimum=0)
 CML_REQUEST_TIMEOUT_SECONDS = env_int("CML_REQUEST_TIMEOUT_SECONDS", 10, minimum=1)

@@ -1,7 +1,10 @@
 import os
 
 import pytest
+from django.contrib.auth.models import Group, User
 from django.db import connection
+
+from fleet.models import Worker
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
@@ -11,3 +14,38 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(f"{message}: CI must run every PostgreSQL test")
         pytest.skip(message)
+
+
+def _user(username: str, group: str | None = None, **extra) -> User:
+    user = User.objects.create_user(username=username, password="pw-" + username, **extra)
+    if group:
+        user.groups.add(Group.objects.get(name=group))
+    return user
+
+
+@pytest.fixture
+def viewer(db) -> User:
+    return _user("vera", "viewer")
+
+
+@pytest.fixture
+def operator(db) -> User:
+    return _user("otto", "operator")
+
+
+@pytest.fixture
+def outsider(db) -> User:
+    """Logged in, but in no role."""
+    return _user("nobody")
+
+
+@pytest.fixture
+def admin_user(db) -> User:
+    return _user("ada", "admin", is_staff=True)
+
+
+@pytest.fixture
+def worker(db) -> Worker:
+    return Worker.objects.create(
+        name="cml-worker-01", region="us-east-1", instance_id="i-0123456789abcdef0"
+    )

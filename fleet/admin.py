@@ -1,0 +1,147 @@
+"""Django admin for workers, labs and collection runs.
+
+People set a worker's identity (name, region, instance id, CML endpoint); everything the
+collection observes is read-only here, so an admin edit never fights the next cycle.
+"""
+
+from django.contrib import admin
+
+from fleet.models import CollectionRun, Lab, Worker
+
+OBSERVED_WORKER_FIELDS = [
+    "cml_endpoint",
+    "status",
+    "system_check",
+    "instance_check",
+    "instance_type",
+    "ami_id",
+    "public_ip",
+    "private_ip",
+    "tags",
+    "cpu_percent",
+    "memory_percent",
+    "disk_percent",
+    "service_status",
+    "cml_version",
+    "cml_ready",
+    "license_state",
+    "cml_cpu_percent",
+    "cml_memory_used",
+    "cml_memory_total",
+    "cml_disk_used",
+    "cml_disk_total",
+    "nodes_running",
+    "nodes_total",
+    "compute_hosts",
+    "labs_count",
+    "last_polled_at",
+    "labs_polled_at",
+    "last_error",
+    "consecutive_failures",
+    "created_at",
+]
+
+
+class LabInline(admin.TabularInline):
+    model = Lab
+    fields = ["lab_id", "title", "state", "owner", "node_count", "link_count", "modified"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Worker)
+class WorkerAdmin(admin.ModelAdmin):
+    list_display = [
+        "__str__",
+        "instance_id",
+        "region",
+        "status",
+        "service_status",
+        "cml_version",
+        "labs_count",
+        "last_polled_at",
+    ]
+    list_filter = ["region", "status", "service_status", "license_state"]
+    search_fields = ["name", "instance_id", "public_ip", "private_ip"]
+    readonly_fields = OBSERVED_WORKER_FIELDS
+    inlines = [LabInline]
+    fieldsets = [
+        (None, {"fields": ["name", "region", "instance_id"]}),
+        (
+            "EC2 (observed)",
+            {
+                "fields": [
+                    "status",
+                    ("system_check", "instance_check"),
+                    ("instance_type", "ami_id"),
+                    ("public_ip", "private_ip"),
+                    "tags",
+                ]
+            },
+        ),
+        ("CloudWatch (observed)", {"fields": [("cpu_percent", "memory_percent", "disk_percent")]}),
+        (
+            "CML (observed)",
+            {
+                "fields": [
+                    "cml_endpoint",
+                    ("service_status", "cml_version", "cml_ready", "license_state"),
+                    "cml_cpu_percent",
+                    ("cml_memory_used", "cml_memory_total"),
+                    ("cml_disk_used", "cml_disk_total"),
+                    ("nodes_running", "nodes_total", "labs_count"),
+                    "compute_hosts",
+                ]
+            },
+        ),
+        (
+            "Collection",
+            {
+                "fields": [
+                    ("last_polled_at", "labs_polled_at"),
+                    ("consecutive_failures", "last_error"),
+                    "created_at",
+                ]
+            },
+        ),
+    ]
+
+
+@admin.register(Lab)
+class LabAdmin(admin.ModelAdmin):
+    list_display = ["title", "worker", "state", "owner", "node_count", "link_count", "modified"]
+    list_filter = ["state", "worker__region"]
+    search_fields = ["title", "lab_id", "owner", "worker__name", "worker__instance_id"]
+    list_select_related = ["worker"]
+    readonly_fields = [f.name for f in Lab._meta.fields if f.name != "id"]
+
+    def has_add_permission(self, request) -> bool:
+        return False  # labs come from CML; adding one here would be deleted by the next cycle
+
+
+@admin.register(CollectionRun)
+class CollectionRunAdmin(admin.ModelAdmin):
+    list_display = [
+        "started_at",
+        "kind",
+        "trigger",
+        "status",
+        "duration",
+        "workers_seen",
+        "workers_changed",
+        "workers_failed",
+    ]
+    list_filter = ["kind", "trigger", "status"]
+    readonly_fields = [f.name for f in CollectionRun._meta.fields if f.name != "id"]
+    date_hierarchy = "started_at"
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

@@ -1,0 +1,169 @@
+"""The one collection path, used by the schedule, the Refresh buttons and `manage.py`:
+
+observe (AWS per region in threads, CML per worker concurrently) → derive (pure) → persist
+(one transaction, constant queries).
+"""
+
+import asyncio
+import functools
+import logging
+from collections.abc import Iterable
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import DatabaseError
+from django.utils import timezone
+
+from fleet.derive import WorkerObservation, cml_endpoint, derive_changes, derive_lab_changes
+from fleet.locks import exclusive
+from fleet.models import CollectionRun, Lab, RunKind, RunStatus, RunTrigger, Worker, WorkerStatus
+from fleet.persist import CycleResult, persist
+from fleet.sources.aws import AwsReader
+from fleet.sources.cml import CMLTarget, observe_cml
+
+log = logging.getLogger(__name__)
+
+FLEET_LOCK = "fleet-collection"
+TOKENS_CACHE_KEY = "fleet:cml-tokens"
+TOKENS_CACHE_SECONDS = 12 * 3600
+
+
+@functools.cache
+def aws_reader(regions: tuple[str, ...], endpoint_url: str | None) -> AwsReader:
+    """One reader (and so one boto3 client per region) per process, reused by every cycle."""
+    return AwsReader(list(regions), endpoint_url)
+
+
+def collect(
+    worker_ids: Iterable[int] | None = None,
+    *,
+    kind: str = RunKind.METRICS,
+    trigger: str = RunTrigger.SCHEDULE,
+    worker_deadline: float | None = None,
+) -> CollectionRun:
+    """Collect every worker (or the given ones) and return the finished run.
+
+    A full-fleet collection is skipped, and recorded as skipped, while another one runs anywhere.
+    One worker's failure is recorded on that worker; a database error fails the run and writes
+    nothing else.
+    """
+    if worker_ids is not None:
+        return _collect(list(worker_ids), kind, trigger, worker_deadline)
+    with exclusive(FLEET_LOCK) as held:
+        if not held:
+            now = timezone.now()
+            return CollectionRun.objects.create(
+                kind=kind,
+                trigger=trigger,
+                status=RunStatus.SKIPPED,
+                started_at=now,
+                finished_at=now,
+                message="Skipped: another collection was still running.",
+            )
+        return _collect(None, kind, trigger, worker_deadline)
+
+
+def _collect(
+    worker_ids: list[int] | None, kind: str, trigger: str, worker_deadline: float | None
+) -> CollectionRun:
+    run = CollectionRun.objects.create(kind=kind, trigger=trigger)
+    workers = (
+        Worker.objects.all() if worker_ids is None else Worker.objects.filter(pk__in=worker_ids)
+    )
+    workers = list(workers.order_by("pk"))
+    try:
+        seen, aws_calls = observe(workers, read_labs=kind == RunKind.LABS, deadline=worker_deadline)
+        run.aws_calls = aws_calls
+        result = derive_cycle(workers, seen)
+        persist(run, workers, result, timezone.now())
+    except DatabaseError as error:
+        log.exception("collection run %s failed", run.pk)
+        CollectionRun.objects.filter(pk=run.pk).update(
+            status=RunStatus.FAILED, finished_at=timezone.now(), message=f"Database error: {error}"
+        )
+        run.refresh_from_db()
+    return run
+
+
+def observe(
+    workers: list[Worker], *, read_labs: bool, deadline: float | None = None
+) -> tuple[dict[int, WorkerObservation], int]:
+    """Ask AWS about every worker (regions concurrently), then CML about the running ones."""
+    ids_by_region: dict[str, list[str]] = {}
+    for worker in workers:
+        ids_by_region.setdefault(worker.region, []).append(worker.instance_id)
+    reader = aws_reader(tuple(settings.AWS_REGIONS), settings.AWS_ENDPOINT_URL)
+    regions = reader.observe(ids_by_region) if ids_by_region else {}
+
+    aws_seen: dict[int, WorkerObservation] = {}
+    targets: list[CMLTarget] = []
+    for worker in workers:
+        region = regions[worker.region]
+        if region.error:
+            aws_seen[worker.pk] = WorkerObservation(
+                aws_error=f"AWS {worker.region}: {region.error}"
+            )
+            continue
+        instance = region.instances[worker.instance_id]
+        aws_seen[worker.pk] = WorkerObservation(aws=instance)
+        if instance.found and instance.state == WorkerStatus.RUNNING:
+            endpoint = cml_endpoint(settings.CML_ENDPOINT_TEMPLATE, worker, instance)
+            if endpoint:
+                targets.append(CMLTarget(key=worker.pk, endpoint=endpoint))
+
+    cml_seen = _observe_cml(targets, read_labs, deadline) if targets else {}
+    seen = {
+        pk: WorkerObservation(aws=obs.aws, aws_error=obs.aws_error, cml=cml_seen.get(pk))
+        for pk, obs in aws_seen.items()
+    }
+    return seen, sum(region.api_calls for region in regions.values())
+
+
+def _observe_cml(targets: list[CMLTarget], read_labs: bool, deadline: float | None) -> dict:
+    tokens = cache.get(TOKENS_CACHE_KEY) or {}
+    before = dict(tokens)
+    seen = asyncio.run(
+        observe_cml(
+            targets,
+            username=settings.CML_USERNAME,
+            password=settings.CML_PASSWORD,
+            verify_tls=settings.CML_VERIFY_TLS,
+            read_labs=read_labs,
+            concurrency=settings.COLLECT_CONCURRENCY,
+            request_timeout=settings.CML_REQUEST_TIMEOUT_SECONDS,
+            worker_deadline=deadline or settings.CML_WORKER_DEADLINE_SECONDS,
+            tokens=tokens,
+        )
+    )
+    if tokens != before:
+        cache.set(TOKENS_CACHE_KEY, tokens, TOKENS_CACHE_SECONDS)
+    return seen
+
+
+def derive_cycle(workers: list[Worker], seen: dict[int, WorkerObservation]) -> CycleResult:
+    """Run derive over every worker and its labs (one query loads the stored labs)."""
+    result = CycleResult()
+    for worker in workers:
+        observation = seen[worker.pk]
+        changes = derive_changes(worker, observation, settings.CML_ENDPOINT_TEMPLATE)
+        if changes:
+            result.changes[worker.pk] = changes
+        error = changes.get("last_error", worker.last_error)
+        if error:
+            result.errors[str(worker.pk)] = error
+        result.polled.append(worker.pk)
+        if observation.cml is not None and observation.cml.labs is not None:
+            result.labs_read.append(worker.pk)
+
+    stored: dict[int, list[Lab]] = {pk: [] for pk in result.labs_read}
+    if result.labs_read:
+        for lab in Lab.objects.filter(worker_id__in=result.labs_read):
+            stored[lab.worker_id].append(lab)
+    by_pk = {worker.pk: worker for worker in workers}
+    for pk in result.labs_read:
+        upserts, deletes = derive_lab_changes(by_pk[pk], stored[pk], seen[pk].cml.labs)
+        if upserts or deletes:
+            result.lab_upserts.extend(upserts)
+            result.lab_deletes.extend(deletes)
+            result.labs_changed.add(pk)
+    return result

@@ -1,0 +1,188 @@
+"""The pure middle of the collection: old worker state + one observation → the fields that change.
+
+No I/O here: `derive_changes` reads a `Worker` (saved or not) and plain observation dataclasses and
+returns a dict of field → new value, empty when nothing changed. Everything the product decides
+about what an observation means lives here, in one place, unit-tested without a network or DB.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+from fleet.models import Lab, LabState, LicenseState, ServiceStatus, Worker, WorkerStatus
+from fleet.sources.aws import InstanceObservation
+from fleet.sources.cml import CMLObservation, LabObservation
+
+CML_FIELDS_CLEARED_WHEN_DOWN: dict[str, Any] = {
+    "service_status": ServiceStatus.UNKNOWN,
+    "cml_version": "",
+    "cml_ready": None,
+    "license_state": LicenseState.UNKNOWN,
+    "cml_cpu_percent": None,
+    "cml_memory_used": None,
+    "cml_memory_total": None,
+    "cml_disk_used": None,
+    "cml_disk_total": None,
+    "nodes_running": None,
+    "nodes_total": None,
+    "compute_hosts": [],
+}
+
+
+@dataclass(frozen=True)
+class WorkerObservation:
+    """What one cycle saw of one worker. `aws` is None when its whole region failed (then
+    `aws_error` says why); `cml` is None when CML was not called (not running, no endpoint)."""
+
+    aws: InstanceObservation | None = None
+    aws_error: str = ""
+    cml: CMLObservation | None = None
+
+
+def cml_endpoint(template: str, worker: Worker, aws: InstanceObservation) -> str:
+    """The CML base URL from CML_ENDPOINT_TEMPLATE, or "" when the template needs a missing IP."""
+    values = {
+        "instance_id": worker.instance_id,
+        "region": worker.region,
+        "public_ip": aws.public_ip or "",
+        "private_ip": aws.private_ip or "",
+    }
+    for name in ("public_ip", "private_ip"):
+        if "{" + name + "}" in template and not values[name]:
+            return ""
+    return template.format(**values).rstrip("/")
+
+
+def derive_changes(
+    worker: Worker, seen: WorkerObservation, endpoint_template: str
+) -> dict[str, Any]:
+    """Return {field: new value} for every field of `worker` that `seen` changes."""
+    new: dict[str, Any] = {}
+    errors: list[str] = []
+
+    if seen.aws is None:
+        errors.append(seen.aws_error or "AWS did not answer")
+    elif not seen.aws.found:
+        new.update(_vanished(worker))
+        errors.append(f"instance {worker.instance_id} not found in {worker.region}")
+    else:
+        new.update(_from_aws(worker, seen.aws, endpoint_template))
+
+    status = new.get("status", worker.status)
+    if status != WorkerStatus.RUNNING:
+        new.update(CML_FIELDS_CLEARED_WHEN_DOWN)
+    elif seen.cml is not None:
+        new.update(_from_cml(seen.cml))
+        if not seen.cml.ok:
+            errors.append(seen.cml.error or "CML did not answer")
+    elif seen.aws is not None and not new.get("cml_endpoint", worker.cml_endpoint):
+        new["service_status"] = ServiceStatus.UNKNOWN
+        errors.append("no CML endpoint: CML_ENDPOINT_TEMPLATE needs an IP this instance lacks")
+
+    new["last_error"] = "; ".join(errors)
+    new["consecutive_failures"] = worker.consecutive_failures + 1 if errors else 0
+    return {name: value for name, value in new.items() if getattr(worker, name) != value}
+
+
+def _vanished(worker: Worker) -> dict[str, Any]:
+    return {
+        "status": WorkerStatus.TERMINATED,
+        "public_ip": None,
+        "private_ip": None,
+        "cml_endpoint": "",
+        "cpu_percent": None,
+        "memory_percent": None,
+        "disk_percent": None,
+    }
+
+
+def _from_aws(worker: Worker, aws: InstanceObservation, endpoint_template: str) -> dict[str, Any]:
+    status = aws.state if aws.state in WorkerStatus.values else WorkerStatus.UNKNOWN
+    running = status == WorkerStatus.RUNNING
+    fields: dict[str, Any] = {
+        "status": status,
+        "system_check": aws.system_check or "unknown",
+        "instance_check": aws.instance_check or "unknown",
+        "instance_type": aws.instance_type,
+        "ami_id": aws.ami_id,
+        "public_ip": aws.public_ip if running else None,
+        "private_ip": aws.private_ip if running else None,
+        "tags": dict(aws.tags),
+        "cml_endpoint": cml_endpoint(endpoint_template, worker, aws) if running else "",
+        "cpu_percent": _rounded(aws.cpu_percent) if running else None,
+        "memory_percent": _rounded(aws.memory_percent) if running else None,
+        "disk_percent": _rounded(aws.disk_percent) if running else None,
+    }
+    if aws.name:
+        fields["name"] = aws.name
+    return fields
+
+
+def _from_cml(cml: CMLObservation) -> dict[str, Any]:
+    if not cml.ok and not cml.version:
+        # Nothing answered (refused, timed out, booting): the service is unavailable; the last
+        # known stats stay on the page, marked by the status, until it answers again.
+        return {"service_status": ServiceStatus.UNAVAILABLE, "cml_ready": False}
+    fields: dict[str, Any] = {
+        "service_status": ServiceStatus.AVAILABLE if cml.ok else ServiceStatus.ERROR,
+        "cml_version": cml.version,
+        "cml_ready": cml.ready,
+    }
+    if cml.ok:
+        fields.update(
+            license_state=cml.license_state,
+            cml_cpu_percent=_rounded(cml.cpu_percent),
+            cml_memory_used=cml.memory_used,
+            cml_memory_total=cml.memory_total,
+            cml_disk_used=cml.disk_used,
+            cml_disk_total=cml.disk_total,
+            nodes_running=cml.nodes_running,
+            nodes_total=cml.nodes_total,
+            compute_hosts=[dict(host) for host in cml.compute_hosts],
+        )
+    if cml.labs is not None:
+        fields["labs_count"] = len(cml.labs)
+    return fields
+
+
+def _rounded(value: float | None) -> float | None:
+    """One decimal: finer noise is not a change worth a write and an event."""
+    return None if value is None else round(value, 1)
+
+
+LAB_FIELDS = [
+    "title",
+    "description",
+    "state",
+    "owner",
+    "node_count",
+    "link_count",
+    "created",
+    "modified",
+]
+
+
+def derive_lab_changes(
+    worker: Worker, existing: list[Lab], observed: tuple[LabObservation, ...]
+) -> tuple[list[Lab], list[int]]:
+    """Return (labs to upsert, pks of labs to delete) so the stored labs match what CML listed."""
+    stored = {lab.lab_id: lab for lab in existing}
+    upserts = []
+    for seen in observed:
+        lab = Lab(
+            worker_id=worker.pk,
+            lab_id=seen.lab_id,
+            title=seen.title[:255],
+            description=seen.description,
+            state=seen.state if seen.state in LabState.values else LabState.UNKNOWN,
+            owner=seen.owner[:150],
+            node_count=max(seen.node_count, 0),
+            link_count=max(seen.link_count, 0),
+            created=seen.created,
+            modified=seen.modified,
+        )
+        old = stored.get(seen.lab_id)
+        if old is None or any(getattr(old, f) != getattr(lab, f) for f in LAB_FIELDS):
+            upserts.append(lab)
+    listed = {seen.lab_id for seen in observed}
+    deletes = [lab.pk for lab in existing if lab.lab_id not in listed]
+    return upserts, deletes

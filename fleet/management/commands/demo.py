@@ -1,0 +1,88 @@
+import os
+import socket
+import subprocess
+import threading
+
+from django.contrib.auth.models import Group, User
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+
+from fleet.simulator.fleet import SimulatedFleet
+from fleet.supervise import Program, daphne, manage, supervise
+
+DEMO_USERNAME = "demo"
+DEMO_PASSWORD = "cml-fleet-demo"
+
+
+class Command(BaseCommand):
+    help = (
+        "Run the whole product against a simulated fleet (moto for EC2/CloudWatch, a simulated "
+        "CML server): migrate, seed, start daphne and qcluster. Ctrl-C stops everything."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument("--workers", type=int, default=24)
+        parser.add_argument("--drift-seconds", type=float, default=20.0)
+
+    def handle(self, *args, port: int, workers: int, drift_seconds: float, **options):
+        if workers < 1:
+            raise CommandError("--workers must be at least 1")
+        _check_port_free(port)
+        call_command("migrate", interactive=False, verbosity=0)
+        self._demo_user()
+
+        fleet = SimulatedFleet(workers=workers)
+        fleet.start()
+        stop_drift = threading.Event()
+        try:
+            env = {
+                **os.environ,
+                **fleet.environment(),
+                "DEBUG": "true",
+                "POLL_INTERVAL_SECONDS": "60",
+                "LABS_INTERVAL_SECONDS": "120",
+            }
+            for region in sorted({instance.region for instance in fleet.instances}):
+                subprocess.run(manage("import_workers", "--region", region), env=env, check=True)
+            threading.Thread(
+                target=fleet.run_drift, args=(drift_seconds, stop_drift), daemon=True
+            ).start()
+
+            def announce():
+                self.stdout.write(
+                    self.style.SUCCESS(
+                        f"\nCML Fleet Monitor demo: http://127.0.0.1:{port}/\n"
+                        f"Log in as {DEMO_USERNAME} / {DEMO_PASSWORD}. Ctrl-C stops everything.\n"
+                    )
+                )
+
+            code = supervise(
+                [
+                    Program("daphne", daphne("127.0.0.1", port)),
+                    Program("qcluster", manage("qcluster")),
+                ],
+                env,
+                on_started=announce,
+            )
+        finally:
+            stop_drift.set()
+            fleet.stop()
+        self.stdout.write("Demo stopped.")
+        if code:
+            raise CommandError(f"a process exited with status {code}")
+
+    def _demo_user(self) -> None:
+        user, _ = User.objects.get_or_create(username=DEMO_USERNAME)
+        user.is_staff = user.is_superuser = True
+        user.set_password(DEMO_PASSWORD)
+        user.save()
+        user.groups.add(Group.objects.get(name="admin"))
+
+
+def _check_port_free(port: int) -> None:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            raise CommandError(f"port {port} is in use; choose another with --port") from None

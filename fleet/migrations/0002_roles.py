@@ -1,0 +1,46 @@
+"""Create the three roles the pages and actions check: viewer, operator and admin."""
+
+from django.contrib.auth.management import create_permissions
+from django.db import migrations
+
+VIEW = ["view_worker", "view_lab", "view_collectionrun"]
+ROLES = {
+    "viewer": VIEW,
+    "operator": [*VIEW, "refresh_worker"],
+    "admin": None,  # every permission of the fleet app and of django-q2's task pages
+}
+
+
+def create_roles(apps, schema_editor):
+    # Permissions are normally created after migrate; make sure they exist before we use them.
+    for app_config in apps.get_app_configs():
+        app_config.models_module = True
+        create_permissions(app_config, apps=apps, verbosity=0)
+        app_config.models_module = None
+
+    Group = apps.get_model("auth", "Group")
+    Permission = apps.get_model("auth", "Permission")
+    for name, codenames in ROLES.items():
+        group, _ = Group.objects.get_or_create(name=name)
+        if codenames is None:
+            perms = Permission.objects.filter(content_type__app_label__in=["fleet", "django_q"])
+        else:
+            perms = Permission.objects.filter(
+                content_type__app_label="fleet", codename__in=codenames
+            )
+        group.permissions.add(*perms)
+
+
+def remove_roles(apps, schema_editor):
+    apps.get_model("auth", "Group").objects.filter(name__in=ROLES).delete()
+
+
+class Migration(migrations.Migration):
+    dependencies = [
+        ("fleet", "0001_initial"),
+        ("auth", "0012_alter_user_first_name_max_length"),
+        ("contenttypes", "0002_remove_content_type_name"),
+        ("django_q", "__latest__"),
+    ]
+
+    operations = [migrations.RunPython(create_roles, remove_roles)]

@@ -1,0 +1,66 @@
+"""django-q2 entry points and the schedules that call them.
+
+Each task is a thin call into the same code the Refresh buttons and `manage.py` use.
+"""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.utils import timezone
+from django_q.models import Schedule
+
+from fleet.collect import collect
+from fleet.models import Change, CollectionRun, RunKind, RunTrigger
+
+CHANGE_LOG_RETENTION = timedelta(hours=6)
+RUN_RETENTION = timedelta(days=30)
+
+
+def collect_metrics(trigger: str = RunTrigger.SCHEDULE) -> str:
+    return collect(kind=RunKind.METRICS, trigger=trigger).summary()
+
+
+def collect_labs(trigger: str = RunTrigger.SCHEDULE) -> str:
+    return collect(kind=RunKind.LABS, trigger=trigger).summary()
+
+
+def prune() -> str:
+    """Keep the change log and the run history bounded."""
+    now = timezone.now()
+    changes, _ = Change.objects.filter(created_at__lt=now - CHANGE_LOG_RETENTION).delete()
+    runs, _ = CollectionRun.objects.filter(started_at__lt=now - RUN_RETENTION).delete()
+    return f"pruned {changes} change log rows and {runs} runs"
+
+
+def schedules() -> dict[str, dict]:
+    """The schedules this product needs, from settings: name → Schedule fields."""
+    return {
+        "fleet: collect metrics": {
+            "func": "fleet.tasks.collect_metrics",
+            "minutes": settings.POLL_INTERVAL_SECONDS // 60,
+        },
+        "fleet: collect labs": {
+            "func": "fleet.tasks.collect_labs",
+            "minutes": settings.LABS_INTERVAL_SECONDS // 60,
+        },
+        "fleet: prune": {"func": "fleet.tasks.prune", "minutes": 60},
+    }
+
+
+def ensure_schedules() -> None:
+    """Create or update the schedules; idempotent (names are not unique in django-q2, so we
+    also remove duplicates). A new schedule runs as soon as a cluster starts."""
+    for name, fields in schedules().items():
+        existing = Schedule.objects.filter(name=name).order_by("pk")
+        for duplicate in existing[1:]:
+            duplicate.delete()
+        Schedule.objects.update_or_create(
+            name=name,
+            defaults={**fields, "schedule_type": Schedule.MINUTES, "repeats": -1},
+            create_defaults={
+                **fields,
+                "schedule_type": Schedule.MINUTES,
+                "repeats": -1,
+                "next_run": timezone.now(),
+            },
+        )

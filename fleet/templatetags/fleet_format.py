@@ -1,0 +1,53 @@
+"""Display helpers for the fleet pages: percentages, byte sizes and status colours."""
+
+from django import template
+
+register = template.Library()
+
+_UNITS = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"]
+
+
+@register.filter
+def percent(value: float | None) -> str:
+    """`42.3` → `42%`; None → an em dash (no data)."""
+    if value is None:
+        return "—"
+    return f"{value:.0f}%"
+
+
+@register.filter
+def bytesize(value: int | None) -> str:
+    """`17179869184` → `16.0 GiB`; None → an em dash."""
+    if value is None:
+        return "—"
+    size = float(value)
+    for unit in _UNITS:
+        if abs(size) < 1024 or unit == _UNITS[-1]:
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{value} B"  # pragma: no cover - the loop always returns
+
+
+@register.filter
+def tone(value: str) -> str:
+    """The colour class of a status value: good, warn, bad or idle."""
+    return {
+        "running": "good",
+        "available": "good",
+        "ok": "good",
+        "licensed": "good",
+        "pending": "warn",
+        "stopping": "warn",
+        "initializing": "warn",
+        "evaluation": "warn",
+        "insufficient-data": "warn",
+        "shutting-down": "warn",
+        "unavailable": "bad",
+        "error": "bad",
+        "impaired": "bad",
+        "expired": "bad",
+        "out_of_compliance": "bad",
+        "terminated": "bad",
+        "STARTED": "good",
+        "STOPPED": "idle",
+    }.get(value, "idle")

@@ -1,0 +1,59 @@
+import os
+import subprocess
+import sys
+
+import pytest
+
+PRODUCTION = {
+    "DEBUG": "false",
+    "SECRET_KEY": "a-long-random-production-secret-key-" + "x" * 40,
+    "ALLOWED_HOSTS": "fleet.example.com",
+    "DATABASE_URL": "sqlite:///:memory:",
+}
+
+
+def _manage(*args: str, **env: str) -> subprocess.CompletedProcess:
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if k
+        not in {"SECRET_KEY", "ALLOWED_HOSTS", "DEBUG", "SECURE_SSL_REDIRECT", "SECURE_COOKIES"}
+    }
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_check_deploy_is_clean_under_production_settings():
+    result = _manage("check", "--deploy", "--fail-level", "WARNING", **PRODUCTION)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+@pytest.mark.parametrize("missing", ["SECRET_KEY", "ALLOWED_HOSTS"])
+def test_it_refuses_to_start_without_secret_key_or_allowed_hosts(missing):
+    env = {k: v for k, v in PRODUCTION.items() if k != missing}
+    result = _manage("check", **env)
+    assert result.returncode != 0
+    assert f"{missing} must be set when DEBUG is off" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("POLL_INTERVAL_SECONDS", "30", "multiple of 60 seconds, at least 60"),
+        ("LABS_INTERVAL_SECONDS", "90", "multiple of 60 seconds, at least 60"),
+        ("COLLECT_CONCURRENCY", "many", "is not an integer"),
+        ("DEBUG", "maybe", "is not a boolean"),
+        ("AWS_REGIONS", "us-east-1,mars-north-9x", "is not an AWS region name"),
+        ("CML_ENDPOINT_TEMPLATE", "https://cml.example.com", "must contain {public_ip}"),
+    ],
+)
+def test_it_rejects_nonsense_settings_with_a_clear_message(name, value, message):
+    result = _manage("check", **{**PRODUCTION, name: value})
+    assert result.returncode != 0
+    assert message in result.stderr
