@@ -49,3 +49,15 @@ def worker(db) -> Worker:
     return Worker.objects.create(
         name="cml-worker-01", region="us-east-1", instance_id="i-0123456789abcdef0"
     )
+
+
+@pytest.fixture(autouse=True)
+def _test_settings(settings):
+    """Production serves hashed files that `collectstatic` made; the suite uses the sources.
+    And a fast password hasher: the suite logs many users in."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+    settings.WHITENOISE_USE_FINDERS = True
