@@ -127,6 +127,31 @@ def test_a_vanished_id_does_not_fail_its_batch(aws):
     assert region.instances[terminated].found and region.instances[terminated].state == "terminated"
 
 
+def test_an_instance_vanishing_between_the_two_describes_is_dropped_from_the_second(aws):
+    stays, vanishes = launch("us-east-1", 2)
+    reader = AwsReader(["us-east-1"])
+    asked = []
+
+    # AWS's answer when an explicit id no longer exists; injected once, after botocore has built
+    # the request, for an instance DescribeInstances has just seen.
+    def not_found_once(request, **kwargs):
+        asked.append(str(request.body))
+        if len(asked) == 1:
+            body = NOT_FOUND.replace(b"{id}", vanishes.encode())
+            return AWSResponse(request.url, 400, {}, _Raw(body))
+        return None
+
+    ec2, _ = reader.clients("us-east-1")
+    ec2.meta.events.register_first("before-send.ec2.DescribeInstanceStatus", not_found_once)
+
+    region = reader.observe_region("us-east-1", [stays, vanishes])
+
+    assert region.error is None and len(asked) == 2
+    assert vanishes in asked[0] and vanishes not in asked[1]
+    assert region.instances[stays].system_check == "ok"
+    assert region.instances[vanishes].found and region.instances[vanishes].system_check is None
+
+
 def test_a_stopped_instance_gets_no_metric_query(aws):
     running, stopped = launch("us-east-1", 2)
     boto3.client("ec2", region_name="us-east-1").stop_instances(InstanceIds=[stopped])
@@ -263,6 +288,13 @@ THROTTLED = (
     b'<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error>'
     b"<Code>RequestLimitExceeded</Code><Message>Request limit exceeded.</Message>"
     b"</Error></Errors><RequestID>5c7f8a5e-throttled</RequestID></Response>"
+)
+
+NOT_FOUND = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error>'
+    b"<Code>InvalidInstanceID.NotFound</Code>"
+    b"<Message>The instance ID '{id}' does not exist</Message>"
+    b"</Error></Errors><RequestID>5c7f8a5e-not-found</RequestID></Response>"
 )
 
 

@@ -1,0 +1,311 @@
+"""CML REST API observations (httpx async): every worker concurrently, under one bound.
+
+One small `httpx.AsyncClient` per worker, all sharing one TLS context; a timeout per request, a
+deadline per worker; tokens cached by the caller. One worker's failure becomes that worker's
+`CMLObservation(ok=False, error=...)` and never an exception. No Django here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import certifi
+import httpx
+
+from fleet.sources.cml_parse import license_state, parse_health, parse_lab, parse_stats
+
+API = "/api/v0"
+CALLS_AT_ONCE = 4  # requests one worker has in flight at most (health, stats, licensing, labs)
+LAB_FETCHES_AT_ONCE = 8  # per worker, when labs are read one by one (CML without lab tiles)
+
+
+@dataclass(frozen=True)
+class LabObservation:
+    """One lab as CML reports it; state is CML's own (DEFINED_ON_CORE, STOPPED, STARTED...)."""
+
+    lab_id: str
+    title: str
+    description: str
+    state: str  # "UNKNOWN" when missing
+    owner: str  # the owner's username (owner_username; older CML: owner)
+    node_count: int
+    link_count: int
+    created: datetime | None  # timezone-aware (UTC when CML gives no offset)
+    modified: datetime | None
+
+
+@dataclass(frozen=True)
+class CMLObservation:
+    """What one worker's CML API said in one cycle; None wherever it said nothing usable."""
+
+    ok: bool  # the CML API answered system_information, authenticate, health, stats and licensing
+    error: str = ""  # short human message when not ok, or when an optional call (labs) failed
+    not_ready: bool = False  # system_information answered 502 or ready=false (booting)
+    version: str = ""  # system_information.version
+    ready: bool | None = None  # system_information.ready
+    healthy: bool | None = None  # system_health.valid
+    license_state: str = "unknown"  # a fleet.models.LicenseState value, see cml_parse
+    cpu_percent: float | None = None  # system_stats all.cpu.percent, 0-100
+    memory_used: int | None = None  # bytes, all computes
+    memory_total: int | None = None
+    disk_used: int | None = None  # bytes, all computes (controller's disk if no total)
+    disk_total: int | None = None
+    nodes_running: int | None = None  # summed over the computes' dominfo
+    nodes_total: int | None = None
+    compute_hosts: tuple[dict[str, Any], ...] = ()  # per compute, see cml_parse.compute_host
+    labs: tuple[LabObservation, ...] | None = None  # None when labs were not read or failed
+
+
+@dataclass(frozen=True)
+class CMLTarget:
+    """A worker to observe: its key (the Worker pk) and its CML base URL."""
+
+    key: int
+    endpoint: str
+
+
+class CMLError(Exception):
+    """One call failed; the message is short and meant for people."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+async def observe_cml(
+    targets: list[CMLTarget],
+    *,
+    username: str,
+    password: str,
+    verify_tls: bool,
+    read_labs: bool,
+    concurrency: int = 50,
+    request_timeout: float = 10.0,
+    worker_deadline: float = 60.0,
+    tokens: dict[str, str] | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> dict[int, CMLObservation]:
+    """Observe every target, at most `concurrency` at once; never raises for a worker's fault.
+
+    `tokens` (endpoint -> token) is read and updated in place, so callers can keep it across
+    cycles. `transport` replaces the network (tests only).
+    """
+    tokens = {} if tokens is None else tokens
+    credentials = {"username": username, "password": password}
+    bound = asyncio.Semaphore(concurrency)
+    # One small connection pool per worker, all sharing one TLS context (the costly part to
+    # build). A single pool shared by every worker would be simpler, but httpcore scans all of a
+    # pool's connections on every request, so its CPU grows with the square of the fleet.
+    tls = _tls_context(verify_tls)
+    limits = httpx.Limits(max_connections=CALLS_AT_ONCE, max_keepalive_connections=CALLS_AT_ONCE)
+    # No pool timeout: waiting for a connection is bounded by the worker's deadline instead.
+    timeout = httpx.Timeout(request_timeout, pool=None)
+
+    async def observe_one(target: CMLTarget) -> CMLObservation:
+        async with (
+            bound,
+            httpx.AsyncClient(
+                verify=tls, timeout=timeout, limits=limits, transport=transport
+            ) as client,
+        ):
+            api = _WorkerAPI(client, target.endpoint, credentials, tokens, request_timeout)
+            try:
+                async with asyncio.timeout(worker_deadline):
+                    return await _observe_worker(api, read_labs)
+            except TimeoutError:
+                return CMLObservation(ok=False, error=f"deadline of {worker_deadline:g}s exceeded")
+            except Exception as exc:  # a bug must not take the other workers down
+                return CMLObservation(ok=False, error=f"{type(exc).__name__}: {exc}"[:500])
+
+    results = await asyncio.gather(*(observe_one(target) for target in targets))
+    return {target.key: result for target, result in zip(targets, results, strict=True)}
+
+
+def _tls_context(verify: bool) -> ssl.SSLContext:
+    if verify:
+        return ssl.create_default_context(cafile=certifi.where())
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+async def _observe_worker(api: _WorkerAPI, read_labs: bool) -> CMLObservation:
+    """system_information alongside authentication, then everything else at once."""
+    version, ready = "", None
+    auth = None if api.token else asyncio.create_task(api.authenticate())
+    try:
+        response = await api.send("GET", "/system_information")
+        if response.status_code == 502:  # nginx in front of a CML still booting
+            return CMLObservation(
+                ok=False, not_ready=True, error="not ready (HTTP 502)", ready=False
+            )
+        info = _dict(_json(response, "/system_information"))
+        version = str(info.get("version") or "")
+        ready = info["ready"] if isinstance(info.get("ready"), bool) else None
+        if ready is False:
+            return CMLObservation(
+                ok=False, not_ready=True, error="not ready (booting)", version=version, ready=False
+            )
+        if auth is not None:
+            await auth
+    except CMLError as exc:
+        return CMLObservation(ok=False, error=str(exc), version=version, ready=ready)
+    finally:
+        _discard(auth)
+
+    calls = [api.get("/system_health"), api.get("/system_stats"), api.get("/licensing")]
+    if read_labs:
+        calls.append(_read_labs(api))
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException) and not isinstance(result, CMLError):
+            raise result
+    health, stats, licensing, *labs = (
+        None if isinstance(result, CMLError) else result for result in results
+    )
+    return CMLObservation(
+        ok=not any(isinstance(result, CMLError) for result in results[:3]),
+        error="; ".join(str(result) for result in results if isinstance(result, CMLError)),
+        version=version,
+        ready=ready,
+        healthy=parse_health(_dict(health)),
+        license_state=license_state(_dict(licensing)),
+        labs=labs[0] if labs else None,
+        **parse_stats(_dict(stats)),
+    )
+
+
+async def _read_labs(api: _WorkerAPI) -> tuple[LabObservation, ...]:
+    """All labs in one call, or (older CML without lab tiles) the list, then each lab at once."""
+    try:
+        tiles = _dict(await api.get("/populate_lab_tiles")).get("lab_tiles")
+    except CMLError as exc:
+        if exc.status not in (404, 405):
+            raise
+    else:
+        items = tiles.items() if isinstance(tiles, dict) else enumerate(_list(tiles))
+        return tuple(_lab(key, data) for key, data in items if isinstance(data, dict))
+
+    lab_ids = [str(lab_id) for lab_id in _list(await api.get("/labs", show_all="true"))]
+    fetches = asyncio.Semaphore(LAB_FETCHES_AT_ONCE)
+
+    async def fetch(lab_id: str) -> dict | None:
+        async with fetches:
+            try:
+                return _dict(await api.get(f"/labs/{lab_id}"))
+            except CMLError as exc:
+                if exc.status == 404:  # deleted since the list was read
+                    return None
+                raise
+
+    labs = await asyncio.gather(*(fetch(lab_id) for lab_id in lab_ids))
+    return tuple(_lab(i, data) for i, data in zip(lab_ids, labs, strict=True) if data is not None)
+
+
+def _lab(key: Any, data: dict) -> LabObservation:
+    return LabObservation(**parse_lab(str(key), data))
+
+
+class _WorkerAPI:
+    """One worker's CML API: its base URL, its cached token, one re-authentication on 401."""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        endpoint: str,
+        credentials: dict[str, str],
+        tokens: dict[str, str],
+        request_timeout: float,
+    ) -> None:
+        self.client = client
+        self.endpoint = endpoint
+        self.base = endpoint.rstrip("/") + API
+        self.credentials = credentials
+        self.tokens = tokens
+        self.request_timeout = request_timeout
+        self._renewal: asyncio.Future[str] | None = None
+
+    @property
+    def token(self) -> str | None:
+        return self.tokens.get(self.endpoint)
+
+    async def send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One request; transport failures become a CMLError."""
+        try:
+            return await self.client.request(method, self.base + path, **kwargs)
+        except httpx.TimeoutException:
+            raise CMLError(f"timeout after {self.request_timeout:g}s from {path}") from None
+        except httpx.ConnectError as exc:
+            reason = str(exc) or type(exc).__name__
+            if "CERTIFICATE_VERIFY_FAILED" in reason:
+                reason = "TLS certificate not trusted (CML_VERIFY_TLS=false for self-signed)"
+            raise CMLError(f"cannot connect to {self.endpoint}: {reason}"[:300]) from None
+        except httpx.HTTPError as exc:
+            raise CMLError(f"{type(exc).__name__} from {path}") from None
+
+    async def authenticate(self) -> str:
+        """A fresh token, stored in the shared tokens dict."""
+        response = await self.send("POST", "/authenticate", json=self.credentials)
+        if response.status_code in (401, 403):
+            raise CMLError(
+                f"authentication failed ({response.status_code}): check CML_USERNAME/CML_PASSWORD",
+                response.status_code,
+            )
+        token = _json(response, "/authenticate")
+        if not isinstance(token, str) or not token:
+            raise CMLError("no token from /authenticate")
+        self.tokens[self.endpoint] = token
+        return token
+
+    async def get(self, path: str, **params: str) -> Any:
+        """GET an authenticated path's JSON, re-authenticating once on 401."""
+        response = await self._get(path, self.token or await self._renew(), params)
+        if response.status_code == 401:
+            response = await self._get(path, await self._renew(), params)
+            if response.status_code == 401:
+                self.tokens.pop(self.endpoint, None)
+                raise CMLError("authentication rejected (401)", 401)
+        return _json(response, path)
+
+    async def _get(self, path: str, token: str, params: dict[str, str]) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {token}"}
+        return await self.send("GET", path, headers=headers, params=params or None)
+
+    async def _renew(self) -> str:
+        # One re-authentication per worker and observation, shared by the calls running side by
+        # side that all got 401: a token refused again is an error, not a reason to loop.
+        if self._renewal is None:
+            self._renewal = asyncio.ensure_future(self.authenticate())
+        return await self._renewal
+
+
+def _json(response: httpx.Response, path: str) -> Any:
+    if response.status_code != 200:
+        raise CMLError(f"HTTP {response.status_code} from {path}", response.status_code)
+    try:
+        return response.json()
+    except ValueError:
+        raise CMLError(f"invalid JSON from {path}") from None
+
+
+def _dict(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list:
+    return value if isinstance(value, list) else []
+
+
+def _discard(task: asyncio.Task | None) -> None:
+    """Cancel an unfinished task, or mark a finished one's exception as seen."""
+    if task is None:
+        return
+    if not task.done():
+        task.cancel()
+    elif not task.cancelled():
+        task.exception()

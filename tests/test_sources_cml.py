@@ -1,0 +1,342 @@
+"""fleet.sources.cml against the simulated CML server (and httpx.MockTransport where it can't)."""
+
+import asyncio
+import json
+import socket
+from datetime import UTC
+
+import httpx
+import pytest
+
+from fleet.simulator.cml import CMLSimulator
+from fleet.sources import cml
+from fleet.sources.cml import CMLTarget, observe_cml
+from fleet.sources.cml_parse import license_state
+
+PASSWORD = "simulated-password"
+
+
+@pytest.fixture
+def sim():
+    with CMLSimulator(password=PASSWORD) as simulator:
+        yield simulator
+
+
+def target(sim: CMLSimulator, instance_id: str, key: int = 1) -> CMLTarget:
+    return CMLTarget(key, f"{sim.base_url}/cml/{instance_id}")
+
+
+def observe(targets: list[CMLTarget], **options) -> dict:
+    defaults = {
+        "username": "admin",
+        "password": PASSWORD,
+        "verify_tls": False,
+        "read_labs": True,
+        "request_timeout": 5.0,
+    }
+    return asyncio.run(observe_cml(targets, **{**defaults, **options}))
+
+
+def test_it_reads_everything(sim):
+    worker = sim.add_worker("i-0aaa", labs=3)
+
+    result = observe([target(sim, "i-0aaa", key=7)])[7]
+
+    assert result.ok and result.error == "" and not result.not_ready
+    assert (result.version, result.ready, result.healthy) == ("2.9.1", True, True)
+    assert result.license_state == "licensed"
+    assert 0 <= result.cpu_percent <= 100
+    assert 0 < result.memory_used < result.memory_total
+    assert 0 < result.disk_used < result.disk_total
+    assert result.nodes_total >= result.nodes_running >= 0
+    assert {host["hostname"] for host in result.compute_hosts} == {
+        compute.hostname for compute in worker.computes
+    }
+    assert result.compute_hosts[0]["is_controller"] is True
+    assert {lab.lab_id for lab in result.labs} == set(worker.labs)
+    for lab in result.labs:
+        source = worker.labs[lab.lab_id]
+        assert (lab.title, lab.state, lab.owner) == (
+            source["lab_title"],
+            source["state"],
+            source["owner_username"],
+        )
+        assert (lab.node_count, lab.link_count) == (source["node_count"], source["link_count"])
+        assert lab.created.tzinfo is not None and lab.created <= lab.modified
+        assert lab.created.astimezone(UTC).isoformat(timespec="seconds") == source["created"]
+    assert worker.authentications == 1
+    assert all(count == 1 for count in worker.requests.values())
+
+
+def test_labs_are_read_only_when_asked(sim):
+    worker = sim.add_worker("i-0aaa", labs=2)
+
+    result = observe([target(sim, "i-0aaa")], read_labs=False)[1]
+
+    assert result.ok and result.labs is None
+    assert worker.requests["/populate_lab_tiles"] == 0
+
+
+def test_a_hung_worker_times_out_and_the_others_are_fine(sim):
+    sim.add_worker("i-0aaa").hang = True
+    sim.add_worker("i-0bbb")
+
+    results = observe([target(sim, "i-0aaa", 1), target(sim, "i-0bbb", 2)], request_timeout=0.3)
+
+    assert not results[1].ok
+    assert results[1].error == "timeout after 0.3s from /system_information"
+    assert results[2].ok and results[2].error == ""
+
+
+def test_http_500(sim):
+    sim.add_worker("i-0aaa").http_500 = True
+
+    result = observe([target(sim, "i-0aaa")])[1]
+
+    assert not result.ok and result.error == "HTTP 500 from /system_information"
+
+
+def test_malformed_json(sim):
+    sim.add_worker("i-0aaa").malformed_json = True
+
+    result = observe([target(sim, "i-0aaa")])[1]
+
+    assert not result.ok and result.error == "invalid JSON from /system_information"
+
+
+def test_an_expired_token_is_renewed_once(sim):
+    worker = sim.add_worker("i-0aaa", labs=2)
+    tokens: dict[str, str] = {}
+    observe([target(sim, "i-0aaa")], tokens=tokens)
+    old_token = tokens[target(sim, "i-0aaa").endpoint]
+    worker.expire_tokens()
+
+    result = observe([target(sim, "i-0aaa")], tokens=tokens)[1]
+
+    # Health, stats, licensing and labs all got 401 at once; they share one re-authentication.
+    assert result.ok and result.labs is not None
+    assert worker.authentications == 2
+    assert tokens[target(sim, "i-0aaa").endpoint] != old_token
+
+
+def test_a_token_rejected_every_time_fails_after_one_retry(sim):
+    worker = sim.add_worker("i-0aaa")
+    worker.token_ttl_requests = 0  # every token is refused
+
+    result = observe([target(sim, "i-0aaa")])[1]
+
+    assert not result.ok and "authentication rejected (401)" in result.error
+    assert result.version == "2.9.1"
+    assert worker.authentications == 2
+    assert worker.requests["/system_health"] == 2  # the call and its one retry, no loop
+
+
+def test_a_bad_password(sim):
+    worker = sim.add_worker("i-0aaa")
+
+    result = observe([target(sim, "i-0aaa")], password="wrong")[1]
+
+    assert not result.ok
+    assert result.error == "authentication failed (403): check CML_USERNAME/CML_PASSWORD"
+    assert result.version == "2.9.1"
+    assert worker.requests["/system_health"] == 0
+
+
+def test_a_booting_worker_is_not_ready(sim):
+    worker = sim.add_worker("i-0aaa")
+    worker.not_ready = True
+
+    result = observe([target(sim, "i-0aaa")])[1]
+
+    assert not result.ok and result.not_ready and result.error == "not ready (HTTP 502)"
+    assert result.ready is False
+    assert worker.requests["/system_health"] == 0
+
+
+def test_connection_refused():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+
+    result = observe([CMLTarget(1, f"http://127.0.0.1:{port}")])[1]
+
+    assert not result.ok
+    assert result.error.startswith(f"cannot connect to http://127.0.0.1:{port}:")
+
+
+def test_a_cached_token_is_reused(sim):
+    worker = sim.add_worker("i-0aaa")
+    tokens: dict[str, str] = {}
+
+    first = observe([target(sim, "i-0aaa")], tokens=tokens)[1]
+    second = observe([target(sim, "i-0aaa")], tokens=tokens)[1]
+
+    assert first.ok and second.ok
+    assert worker.authentications == 1 and worker.requests["/authenticate"] == 1
+    assert list(tokens) == [target(sim, "i-0aaa").endpoint]
+
+
+def test_the_worker_deadline(sim):
+    sim.add_worker("i-0aaa").hang = True
+    sim.add_worker("i-0bbb")
+
+    results = observe(
+        [target(sim, "i-0aaa", 1), target(sim, "i-0bbb", 2)],
+        request_timeout=30,
+        worker_deadline=0.3,
+    )
+
+    assert not results[1].ok and results[1].error == "deadline of 0.3s exceeded"
+    assert results[2].ok
+
+
+def test_the_concurrency_bound(sim, monkeypatch):
+    for n in range(10):
+        sim.add_worker(f"i-{n:08x}").latency_ms = 30
+    in_flight, peak = 0, 0
+    observe_worker = cml._observe_worker
+
+    async def counting(*args, **kwargs):
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        try:
+            return await observe_worker(*args, **kwargs)
+        finally:
+            in_flight -= 1
+
+    monkeypatch.setattr(cml, "_observe_worker", counting)
+
+    results = observe([target(sim, f"i-{n:08x}", n) for n in range(10)], concurrency=2)
+
+    assert all(result.ok for result in results.values()) and len(results) == 10
+    assert peak == 2
+
+
+# --- Cases the simulator cannot produce, against httpx.MockTransport -------------------------
+
+
+def fake_cml(overrides: dict) -> tuple[httpx.MockTransport, list[str]]:
+    """A healthy CML 2.9 at http://cml.test; overrides map a path to a (status, payload)."""
+    answers = {
+        "/authenticate": (200, "token-1"),
+        "/system_information": (200, {"version": "2.9.0", "ready": True}),
+        "/system_health": (200, {"valid": True}),
+        "/system_stats": (200, {"all": {"cpu": {"percent": 12.5}}}),
+        "/licensing": (200, {"authorization": {"status": "EVAL"}}),
+        "/populate_lab_tiles": (200, {"lab_tiles": {}}),
+        **overrides,
+    }
+    seen: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        path = request.url.path.removeprefix("/api/v0")
+        seen.append(path)
+        status, payload = answers.get(path, (404, {"description": "Not found"}))
+        return httpx.Response(status, content=json.dumps(payload).encode())
+
+    return httpx.MockTransport(answer), seen
+
+
+FAKE = [CMLTarget(1, "http://cml.test")]
+
+
+@pytest.mark.parametrize("status", [404, 405])
+def test_labs_fall_back_to_one_call_a_lab_on_older_cml(status):
+    lab = {"id": "a", "lab_title": "A", "state": "STARTED", "owner": "admin", "node_count": 3}
+    transport, seen = fake_cml(
+        {"/populate_lab_tiles": (status, {}), "/labs": (200, ["a", "b"]), "/labs/a": (200, lab)}
+    )
+
+    result = observe(FAKE, transport=transport)[1]
+
+    assert result.ok and result.error == ""
+    assert [(lab.lab_id, lab.title, lab.owner, lab.node_count) for lab in result.labs] == [
+        ("a", "A", "admin", 3)  # b was deleted between the list and its read: skipped
+    ]
+    assert {"/labs", "/labs/a", "/labs/b"} <= set(seen)
+
+
+def test_ready_false_is_not_ready():
+    transport, seen = fake_cml({"/system_information": (200, {"version": "2.9.1", "ready": False})})
+
+    result = observe(FAKE, transport=transport)[1]
+
+    assert not result.ok and result.not_ready and (result.version, result.ready) == ("2.9.1", False)
+    assert "/system_health" not in seen
+
+
+def test_a_failed_required_call_keeps_what_was_read():
+    transport, _ = fake_cml({"/system_stats": (500, {"description": "boom"})})
+
+    result = observe(FAKE, transport=transport)[1]
+
+    assert not result.ok and result.error == "HTTP 500 from /system_stats"
+    assert (result.version, result.license_state, result.healthy) == ("2.9.0", "evaluation", True)
+    assert result.cpu_percent is None and result.labs == ()
+
+
+def test_a_failed_labs_read_leaves_the_worker_ok():
+    transport, _ = fake_cml({"/populate_lab_tiles": (500, {})})
+
+    result = observe(FAKE, transport=transport)[1]
+
+    assert result.ok and result.labs is None
+    assert result.error == "HTTP 500 from /populate_lab_tiles"
+    assert result.cpu_percent == 12.5
+
+
+def test_missing_keys_give_none_not_errors():
+    transport, _ = fake_cml(
+        {
+            "/system_information": (200, {}),
+            "/system_health": (200, []),
+            "/system_stats": (200, {"computes": {"x": {"stats": {"cpu": "n/a"}}}}),
+            "/licensing": (200, {}),
+            "/populate_lab_tiles": (200, {"lab_tiles": {"l1": {}}}),
+        }
+    )
+
+    result = observe(FAKE, transport=transport)[1]
+
+    assert result.ok and (result.version, result.ready, result.healthy) == ("", None, None)
+    assert result.license_state == "unknown"
+    assert (result.cpu_percent, result.memory_total, result.nodes_total) == (None, None, None)
+    assert (
+        result.compute_hosts[0]["hostname"] == "" and result.compute_hosts[0]["cpu_percent"] is None
+    )
+    (lab,) = result.labs
+    assert (lab.lab_id, lab.title, lab.state, lab.created) == ("l1", "", "UNKNOWN", None)
+
+
+@pytest.mark.parametrize(
+    ("registration", "authorization", "expected"),
+    [
+        ("COMPLETED", "IN_COMPLIANCE", "licensed"),
+        ("COMPLETED", "AUTHORIZED_RESERVED", "licensed"),
+        ("NOT_STARTED", "EVAL", "evaluation"),
+        ("COMPLETED", "OUT_OF_COMPLIANCE", "out_of_compliance"),
+        ("COMPLETED", "Out of compliance", "out_of_compliance"),
+        ("NOT_STARTED", "EVAL_EXPIRED", "expired"),
+        ("COMPLETED", "AUTHORIZATION_EXPIRED", "expired"),
+        ("FAILED", "INIT", "unregistered"),
+        ("UNREGISTERED", None, "unregistered"),
+        ("COMPLETED", "INIT", "unknown"),
+        (None, None, "unknown"),
+    ],
+)
+def test_licence_states(registration, authorization, expected):
+    licensing = {
+        "registration": {"status": registration},
+        "authorization": {"status": authorization},
+    }
+    assert license_state(licensing) == expected
+
+
+def test_the_simulators_licence_states_are_mapped(sim):
+    worker = sim.add_worker("i-0aaa")
+    worker.registration_status, worker.authorization_status = "COMPLETED", "OUT_OF_COMPLIANCE"
+
+    result = observe([target(sim, "i-0aaa")], read_labs=False)[1]
+
+    assert result.license_state == "out_of_compliance"
