@@ -6,6 +6,8 @@ from django.db import connection
 
 from fleet.models import Worker
 
+pytest_plugins = ["tests.fleet_fixtures"]
+
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """Tests marked `postgres` skip on SQLite, except under CI, where a skip would hide a gap."""

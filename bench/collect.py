@@ -1,0 +1,152 @@
+"""Benchmark one collection cycle against the simulated fleet.
+
+    python bench/collect.py --workers 100 --latency-ms 2000 [--regions 3] [--concurrency 50]
+
+The simulator (moto server + simulated CML, every CML call delayed by --latency-ms) runs in its
+own process so its CPU is not counted. The cycle runs in this process against a fresh SQLite
+database (or DATABASE_URL). The last line is key=value pairs:
+
+    workers latency_ms concurrency cycle_s ideal_s ratio db_queries aws_calls cpu_ms_per_worker
+
+ideal_s = ceil(workers / concurrency) x the calls a worker makes in sequence x latency. A worker's
+CML reads go out in CML_CALLS_IN_SEQUENCE rounds (system_information with authentication, then
+health, stats, licensing and labs together).
+"""
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+CML_CALLS_IN_SEQUENCE = 2
+REGIONS = ["us-east-1", "eu-west-1", "ap-southeast-2", "us-west-2", "eu-central-1"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[1])
+    parser.add_argument("--workers", type=int, required=True)
+    parser.add_argument("--latency-ms", type=int, default=0)
+    parser.add_argument("--regions", type=int, default=3, choices=range(1, len(REGIONS) + 1))
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--kind", choices=["metrics", "labs"], default="labs")
+    args = parser.parse_args()
+
+    simulator = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "fleet.simulator",
+            "--workers",
+            str(args.workers),
+            "--regions",
+            ",".join(REGIONS[: args.regions]),
+            "--stopped",
+            "0",
+            "--latency-ms",
+            str(args.latency_ms),
+        ],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        started = json.loads(simulator.stdout.readline())
+        with tempfile.TemporaryDirectory() as scratch:
+            run_cycle(args, started, Path(scratch))
+    finally:
+        simulator.stdin.close()
+        simulator.wait(timeout=30)
+
+
+def run_cycle(args: argparse.Namespace, started: dict, scratch: Path) -> None:
+    os.environ.update(started["environment"])
+    os.environ.setdefault("DATABASE_URL", f"sqlite:///{scratch / 'bench.sqlite3'}")
+    os.environ.update(
+        {
+            "SECRET_KEY": "bench",
+            "ALLOWED_HOSTS": "localhost",
+            "COLLECT_CONCURRENCY": str(args.concurrency),
+            # No timeout may cut a slow simulated call short: we measure, not fail.
+            "CML_REQUEST_TIMEOUT_SECONDS": str(max(10, 3 * args.latency_ms // 1000 + 5)),
+            "CML_WORKER_DEADLINE_SECONDS": "3600",
+            "DJANGO_SETTINGS_MODULE": "monitor.settings",
+        }
+    )
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    from fleet.collect import collect
+    from fleet.models import Lab, Worker
+
+    call_command("migrate", verbosity=0)
+    Worker.objects.bulk_create(
+        Worker(region=i["region"], instance_id=i["instance_id"], name=i["name"])
+        for i in started["instances"]
+    )
+
+    # Cycle 1 runs cold (imports, boto3 clients, CML tokens). Cycle 2 is what a long-lived
+    # qcluster does every interval; we forget what cycle 1 saved first, so it too must write
+    # every worker and every lab: the worst case for the database.
+    cold = measure(collect, args)
+    print("cold:", cold["summary"], format_figures(args, cold))
+    Worker.objects.update(
+        status="unknown",
+        service_status="unknown",
+        cpu_percent=None,
+        cml_version="",
+        labs_count=None,
+    )
+    Lab.objects.all().delete()
+    warm = measure(collect, args)
+    print("warm:", warm["summary"])
+    print(format_figures(args, warm))
+
+
+def measure(collect, args: argparse.Namespace) -> dict:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    cpu_before, wall_before = time.process_time(), time.perf_counter()
+    with CaptureQueriesContext(connection) as queries:
+        run = collect(kind=args.kind)
+    return {
+        "cycle_s": time.perf_counter() - wall_before,
+        "cpu_ms": (time.process_time() - cpu_before) * 1000,
+        "db_queries": len(queries),
+        "aws_calls": run.aws_calls,
+        "summary": run.summary(),
+    }
+
+
+def format_figures(args: argparse.Namespace, measured: dict) -> str:
+    ideal_s = (
+        math.ceil(args.workers / args.concurrency) * CML_CALLS_IN_SEQUENCE * args.latency_ms / 1000
+    )
+    cycle_s = measured["cycle_s"]
+    figures = {
+        "workers": args.workers,
+        "latency_ms": args.latency_ms,
+        "concurrency": args.concurrency,
+        "cycle_s": f"{cycle_s:.2f}",
+        "ideal_s": f"{ideal_s:.2f}",
+        "ratio": f"{cycle_s / ideal_s:.2f}" if ideal_s else "n/a",
+        "db_queries": measured["db_queries"],
+        "aws_calls": measured["aws_calls"],
+        "cpu_ms_per_worker": f"{measured['cpu_ms'] / args.workers:.2f}",
+    }
+    return " ".join(f"{key}={value}" for key, value in figures.items())
+
+
+if __name__ == "__main__":
+    main()

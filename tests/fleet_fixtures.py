@@ -1,0 +1,61 @@
+"""A simulated fleet for the collection tests, and settings that point the product at it."""
+
+import pytest
+
+from fleet.models import Worker
+from fleet.simulator.aws import CREDENTIALS
+from fleet.simulator.fleet import SimulatedFleet
+
+KNOBS = {
+    "latency_ms": 0,
+    "hang": False,
+    "http_500": False,
+    "malformed_json": False,
+    "not_ready": False,
+    "token_ttl_requests": None,
+}
+
+
+@pytest.fixture(scope="module")
+def simulated_fleet():
+    with SimulatedFleet(workers=6, stopped=1, regions=["us-east-1", "eu-west-1"]) as fleet:
+        yield fleet
+
+
+@pytest.fixture
+def fleet_settings(simulated_fleet, settings, monkeypatch):
+    """Point settings at the simulator; reset every fault knob afterwards."""
+    env = simulated_fleet.environment()
+    settings.AWS_ENDPOINT_URL = env["AWS_ENDPOINT_URL"]
+    settings.AWS_REGIONS = env["AWS_REGIONS"].split(",")
+    settings.CML_ENDPOINT_TEMPLATE = env["CML_ENDPOINT_TEMPLATE"]
+    settings.CML_USERNAME = env["CML_USERNAME"]
+    settings.CML_PASSWORD = env["CML_PASSWORD"]
+    settings.CML_VERIFY_TLS = False
+    settings.CML_REQUEST_TIMEOUT_SECONDS = 2
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", CREDENTIALS["aws_access_key_id"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", CREDENTIALS["aws_secret_access_key"])
+    yield simulated_fleet
+    for instance in simulated_fleet.instances:
+        simulated_fleet.cml.worker(instance.instance_id).set_knobs(
+            {k: v for k, v in KNOBS.items() if v is not None}
+        )
+        simulated_fleet.cml.worker(instance.instance_id).token_ttl_requests = None
+
+
+@pytest.fixture
+def fleet_workers(fleet_settings, db) -> list[Worker]:
+    """One Worker row per simulated instance, as import_workers would make them."""
+    return Worker.objects.bulk_create(
+        Worker(region=i.region, instance_id=i.instance_id, name=i.name)
+        for i in fleet_settings.instances
+    )
+
+
+def cml_of(fleet: SimulatedFleet, worker: Worker):
+    return fleet.cml.worker(worker.instance_id)
+
+
+def running(fleet: SimulatedFleet, workers: list[Worker]) -> list[Worker]:
+    up = {i.instance_id for i in fleet.instances if i.running}
+    return [w for w in workers if w.instance_id in up]

@@ -1,0 +1,219 @@
+"""The one collection path against the simulated fleet (moto server + simulated CML)."""
+
+import threading
+
+import pytest
+from django.db import DatabaseError, connection
+from django.test.utils import CaptureQueriesContext
+
+from fleet.collect import FLEET_LOCK, collect
+from fleet.locks import exclusive
+from fleet.models import Change, CollectionRun, Lab, RunStatus, Worker
+from tests.fleet_fixtures import cml_of, running
+
+
+def _by_instance(workers):
+    return {w.instance_id: w for w in Worker.objects.filter(pk__in=[w.pk for w in workers])}
+
+
+def test_a_cycle_observes_every_worker_and_saves_what_it_saw(fleet_workers, fleet_settings):
+    run = collect(kind="labs")
+    assert run.status == RunStatus.SUCCEEDED, run.message
+    assert run.workers_seen == len(fleet_workers) and run.workers_failed == 0
+    assert run.aws_calls <= 3 * 2  # 2 regions, well under 100 workers each
+    saved = _by_instance(fleet_workers)
+    for instance in fleet_settings.instances:
+        worker = saved[instance.instance_id]
+        assert worker.last_polled_at is not None
+        if instance.running:
+            sim = fleet_settings.cml.worker(instance.instance_id)
+            assert worker.status == "running"
+            assert worker.service_status == "available"
+            assert worker.cml_version == "2.9.1" and worker.cml_ready is True
+            assert worker.license_state == "licensed"
+            assert worker.public_ip and worker.cml_endpoint.endswith(instance.instance_id)
+            assert worker.cpu_percent is not None
+            assert worker.labs_count == len(sim.labs)
+            assert set(worker.labs.values_list("lab_id", flat=True)) == set(sim.labs)
+        else:
+            assert worker.status == "stopped"
+            assert worker.service_status == "unknown" and worker.cml_endpoint == ""
+
+
+def test_an_unchanged_fleet_writes_no_worker_and_logs_no_change(fleet_workers, fleet_settings):
+    collect(kind="labs")
+    changes = Change.objects.count()
+    with CaptureQueriesContext(connection) as queries:
+        run = collect(kind="labs")
+    assert run.workers_changed == 0
+    assert Change.objects.count() == changes
+    writes = [
+        q["sql"] for q in queries if q["sql"].startswith("UPDATE") and "fleet_worker" in q["sql"]
+    ]
+    # Only the one statement that stamps last_polled_at/labs_polled_at on every worker seen.
+    assert all("polled_at" in sql and "CASE" not in sql for sql in writes)
+
+
+def test_queries_per_cycle_do_not_grow_with_the_number_of_workers(fleet_settings, db):
+    instances = [i for i in fleet_settings.instances if i.running]
+    counts = []
+    for size in (1, len(instances)):
+        Worker.objects.all().delete()
+        workers = Worker.objects.bulk_create(
+            Worker(region=i.region, instance_id=i.instance_id) for i in instances[:size]
+        )
+        with CaptureQueriesContext(connection) as queries:
+            run = collect([w.pk for w in workers], kind="labs")
+        assert run.workers_seen == size and run.workers_changed == size
+        counts.append(len(queries))
+    assert counts[0] == counts[1]
+
+
+def test_lab_changes_are_upserted_and_vanished_labs_deleted(fleet_workers, fleet_settings):
+    worker = running(fleet_settings, fleet_workers)[0]
+    collect([worker.pk], kind="labs")
+    sim = cml_of(fleet_settings, worker)
+    with sim.lock:
+        gone = next(iter(sim.labs))
+        del sim.labs[gone]
+    collect([worker.pk], kind="labs")
+    assert not Lab.objects.filter(worker=worker, lab_id=gone).exists()
+    assert Lab.objects.filter(worker=worker).count() == len(sim.labs)
+    assert any("labs" in c.fields for c in Change.objects.filter(worker_id=worker.pk))
+
+
+def test_a_metrics_cycle_does_not_touch_labs(fleet_workers, fleet_settings):
+    collect(kind="metrics")
+    assert not Lab.objects.exists()
+    assert Worker.objects.filter(labs_polled_at__isnull=False).count() == 0
+
+
+@pytest.mark.parametrize(
+    ("knobs", "status", "error"),
+    [
+        ({"http_500": True}, "unavailable", "HTTP 500"),
+        ({"malformed_json": True}, "unavailable", "invalid JSON"),
+        ({"not_ready": True}, "unavailable", "not ready"),
+        ({"hang": True}, "unavailable", "timeout"),
+    ],
+)
+def test_one_failing_cml_is_recorded_on_its_worker_and_the_rest_are_collected(
+    fleet_workers, fleet_settings, settings, knobs, status, error
+):
+    settings.CML_REQUEST_TIMEOUT_SECONDS = 0.5
+    bad, *good = running(fleet_settings, fleet_workers)
+    cml_of(fleet_settings, bad).set_knobs(knobs)
+    run = collect()
+    assert run.status == RunStatus.SUCCEEDED
+    assert run.workers_failed == 1 and error in run.errors[str(bad.pk)]
+    bad.refresh_from_db()
+    assert bad.service_status == status
+    assert error in bad.last_error and bad.consecutive_failures == 1
+    for worker in good:
+        worker.refresh_from_db()
+        assert worker.service_status == "available" and worker.last_error == ""
+
+
+def test_an_expired_token_is_renewed_once(fleet_workers, fleet_settings):
+    worker = running(fleet_settings, fleet_workers)[0]
+    collect([worker.pk])
+    sim = cml_of(fleet_settings, worker)
+    before = sim.authentications
+    sim.expire_tokens()
+    collect([worker.pk])
+    worker.refresh_from_db()
+    assert worker.service_status == "available"
+    assert sim.authentications == before + 1
+
+
+def test_a_token_rejected_every_time_is_an_error_not_a_loop(fleet_workers, fleet_settings):
+    worker = running(fleet_settings, fleet_workers)[0]
+    sim = cml_of(fleet_settings, worker)
+    sim.token_ttl_requests = 0
+    before = sim.authentications
+    collect([worker.pk])
+    worker.refresh_from_db()
+    assert "401" in worker.last_error
+    assert sim.authentications - before <= 2
+
+
+def test_cached_tokens_are_reused_across_cycles(fleet_workers, fleet_settings):
+    worker = running(fleet_settings, fleet_workers)[0]
+    collect([worker.pk])
+    sim = cml_of(fleet_settings, worker)
+    before = sim.authentications
+    collect([worker.pk])
+    assert sim.authentications == before
+
+
+def test_a_refused_connection_makes_cml_unavailable(fleet_workers, fleet_settings, settings):
+    settings.CML_ENDPOINT_TEMPLATE = "http://127.0.0.1:9/cml/{instance_id}"  # discard port: closed
+    run = collect()
+    up = running(fleet_settings, fleet_workers)
+    assert run.workers_failed == len(up)
+    for worker in up:
+        worker.refresh_from_db()
+        assert worker.service_status == "unavailable"
+        assert "cannot connect" in worker.last_error
+
+
+def test_a_vanished_instance_becomes_terminated_without_failing_its_batch(
+    fleet_workers, fleet_settings
+):
+    ghost = Worker.objects.create(region="us-east-1", instance_id="i-0fffffffffffffff0")
+    run = collect()
+    ghost.refresh_from_db()
+    assert ghost.status == "terminated" and "not found" in ghost.last_error
+    assert run.workers_failed == 1
+    assert Worker.objects.filter(status="running").count() == len(
+        running(fleet_settings, fleet_workers)
+    )
+
+
+def test_an_unreachable_aws_region_is_recorded_and_other_regions_collected(
+    fleet_workers, fleet_settings, settings
+):
+    settings.AWS_ENDPOINT_URL = "http://127.0.0.1:9"
+    run = collect()
+    assert run.status == RunStatus.SUCCEEDED
+    assert run.workers_failed == len(fleet_workers)
+    assert all("AWS" in error for error in run.errors.values())
+
+
+def test_a_database_error_writes_nothing_and_marks_the_run_failed(
+    fleet_workers, fleet_settings, monkeypatch
+):
+    def broken(*args, **kwargs):
+        raise DatabaseError("disk full")
+
+    monkeypatch.setattr(Lab.objects, "bulk_create", broken)
+    run = collect(kind="labs")
+    assert run.status == RunStatus.FAILED and "disk full" in run.message
+    assert not Change.objects.exists()
+    assert not Worker.objects.exclude(status="unknown").exists()
+    assert not Worker.objects.filter(last_polled_at__isnull=False).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_cycle_started_while_another_runs_is_recorded_as_skipped(fleet_workers):
+    held, release = threading.Event(), threading.Event()
+
+    def other_cycle():
+        with exclusive(FLEET_LOCK) as got:
+            assert got
+            held.set()
+            release.wait(10)
+        connection.close()
+
+    thread = threading.Thread(target=other_cycle)
+    thread.start()
+    try:
+        assert held.wait(10)
+        run = collect()
+    finally:
+        release.set()
+        thread.join()
+    assert run.status == RunStatus.SKIPPED
+    assert "another collection" in run.message
+    assert CollectionRun.objects.filter(status=RunStatus.SKIPPED).count() == 1
+    assert collect().status == RunStatus.SUCCEEDED  # the lock was released
