@@ -72,8 +72,11 @@ def _collect(
     )
     workers = list(workers.order_by("pk"))
     try:
-        seen, aws_calls = observe(workers, read_labs=kind == RunKind.LABS, deadline=worker_deadline)
+        seen, aws_calls, notes = observe(
+            workers, read_labs=kind == RunKind.LABS, deadline=worker_deadline
+        )
         run.aws_calls = aws_calls
+        run.message = "; ".join(notes)
         result = derive_cycle(workers, seen)
         persist(run, workers, result, timezone.now())
     except DatabaseError as error:
@@ -87,13 +90,19 @@ def _collect(
 
 def observe(
     workers: list[Worker], *, read_labs: bool, deadline: float | None = None
-) -> tuple[dict[int, WorkerObservation], int]:
-    """Ask AWS about every worker (regions concurrently), then CML about the running ones."""
+) -> tuple[dict[int, WorkerObservation], int, list[str]]:
+    """Ask AWS about every worker (regions concurrently), then CML about the running ones.
+    Returns the observations, the AWS API calls made, and region-wide notes (CloudWatch down)."""
     ids_by_region: dict[str, list[str]] = {}
     for worker in workers:
         ids_by_region.setdefault(worker.region, []).append(worker.instance_id)
     reader = aws_reader(tuple(settings.AWS_REGIONS), settings.AWS_ENDPOINT_URL)
     regions = reader.observe(ids_by_region) if ids_by_region else {}
+    notes = [
+        f"CloudWatch {name}: {region.metrics_error}"
+        for name, region in sorted(regions.items())
+        if region.metrics_error
+    ]
 
     aws_seen: dict[int, WorkerObservation] = {}
     targets: list[CMLTarget] = []
@@ -116,7 +125,7 @@ def observe(
         pk: WorkerObservation(aws=obs.aws, aws_error=obs.aws_error, cml=cml_seen.get(pk))
         for pk, obs in aws_seen.items()
     }
-    return seen, sum(region.api_calls for region in regions.values())
+    return seen, sum(region.api_calls for region in regions.values()), notes
 
 
 def _observe_cml(targets: list[CMLTarget], read_labs: bool, deadline: float | None) -> dict:

@@ -6,7 +6,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from monitor.env import env_bool, env_int, env_list, env_str
+from monitor.env import env_bool, env_int, env_list, env_str, known_ec2_regions
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -144,6 +144,12 @@ for _region in AWS_REGIONS:
         raise ImproperlyConfigured(f"AWS_REGIONS: {_region!r} is not an AWS region name")
 if not AWS_REGIONS:
     raise ImproperlyConfigured("AWS_REGIONS must name at least one region")
+_unknown = set(AWS_REGIONS) - known_ec2_regions()
+if _unknown:
+    raise ImproperlyConfigured(
+        f"AWS_REGIONS: {', '.join(sorted(_unknown))} not an EC2 region this boto3 knows "
+        "(a typo, or a region newer than the installed boto3: upgrade it)"
+    )
 AWS_ENDPOINT_URL = env_str("AWS_ENDPOINT_URL") or None
 
 CML_USERNAME = env_str("CML_USERNAME", "admin")

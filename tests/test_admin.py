@@ -41,8 +41,13 @@ def test_the_worker_list_filters_and_searches(admin_client_, worker):
 def test_adding_a_worker_works(admin_client_, db):
     response = admin_client_.post(
         "/admin/fleet/worker/add/",
-        {"name": "new", "region": "eu-west-1", "instance_id": "i-0aaaaaaaaaaaaaaaa",
-         "labs-TOTAL_FORMS": 0, "labs-INITIAL_FORMS": 0},
+        {
+            "name": "new",
+            "region": "eu-west-1",
+            "instance_id": "i-0aaaaaaaaaaaaaaaa",
+            "labs-TOTAL_FORMS": 0,
+            "labs-INITIAL_FORMS": 0,
+        },
     )
     assert response.status_code == 302
     assert Worker.objects.filter(instance_id="i-0aaaaaaaaaaaaaaaa").exists()
@@ -70,8 +75,14 @@ def test_bad_input_gets_a_form_error_not_a_500(admin_client_, worker, fields, me
 def test_observed_fields_are_read_only(admin_client_, worker):
     admin_client_.post(
         f"/admin/fleet/worker/{worker.pk}/change/",
-        {"name": "renamed", "region": "us-east-1", "instance_id": worker.instance_id,
-         "status": "running", "labs-TOTAL_FORMS": 0, "labs-INITIAL_FORMS": 0},
+        {
+            "name": "renamed",
+            "region": "us-east-1",
+            "instance_id": worker.instance_id,
+            "status": "running",
+            "labs-TOTAL_FORMS": 0,
+            "labs-INITIAL_FORMS": 0,
+        },
     )
     worker.refresh_from_db()
     assert worker.name == "renamed"

@@ -13,8 +13,19 @@ def test_the_list_shows_each_worker_in_its_own_row_fragment(logged_in, worker):
     html = logged_in.get("/").content.decode()
     assert f'id="worker-{worker.pk}-row"' in html
     assert f'sse-swap="worker-{worker.pk}-row"' in html
-    for column in ["Status", "Name", "Instance", "Type", "Region", "CML", "CPU", "Memory",
-                   "Disk", "Labs", "Last polled"]:
+    for column in [
+        "Status",
+        "Name",
+        "Instance",
+        "Type",
+        "Region",
+        "CML",
+        "CPU",
+        "Memory",
+        "Disk",
+        "Labs",
+        "Last polled",
+    ]:
         assert f">{column}<" in html
 
 

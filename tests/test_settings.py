@@ -50,6 +50,7 @@ def test_it_refuses_to_start_without_secret_key_or_allowed_hosts(missing):
         ("COLLECT_CONCURRENCY", "many", "is not an integer"),
         ("DEBUG", "maybe", "is not a boolean"),
         ("AWS_REGIONS", "us-east-1,mars-north-9x", "is not an AWS region name"),
+        ("AWS_REGIONS", "us-east-1,us-east-9", "not an EC2 region this boto3 knows"),
         ("CML_ENDPOINT_TEMPLATE", "https://cml.example.com", "must contain {public_ip}"),
     ],
 )

@@ -1,0 +1,91 @@
+"""POST /workers/<pk>/refresh and POST /workers/refresh."""
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+from django_q.models import OrmQ
+
+from fleet.models import CollectionRun
+from tests.fleet_fixtures import running
+
+
+@pytest.fixture
+def up_worker(fleet_workers, fleet_settings):
+    return running(fleet_settings, fleet_workers)[0]
+
+
+def test_it_collects_the_worker_and_answers_with_its_fragments(client, operator, up_worker):
+    client.force_login(operator)
+    response = client.post(f"/workers/{up_worker.pk}/refresh", HTTP_HX_REQUEST="true")
+    assert response.status_code == 200
+    html = response.content.decode()
+    for fragment in ["row", "aws", "cml", "labs"]:
+        assert f'id="worker-{up_worker.pk}-{fragment}"' in html
+    assert 'hx-swap-oob="true"' in html
+    assert "Refreshed" in html
+    run = CollectionRun.objects.get()
+    assert run.trigger == "refresh" and run.kind == "labs" and run.workers_seen == 1
+    up_worker.refresh_from_db()
+    assert up_worker.service_status == "available"
+
+
+def test_within_the_minimum_interval_it_does_not_poll_again(client, operator, up_worker):
+    up_worker.last_polled_at = timezone.now()
+    up_worker.save()
+    client.force_login(operator)
+    response = client.post(f"/workers/{up_worker.pk}/refresh", HTTP_HX_REQUEST="true")
+    assert response.status_code == 200
+    assert "was refreshed 0 s ago" in response.content.decode()
+    assert not CollectionRun.objects.exists()
+
+
+def test_without_htmx_it_redirects_back_with_a_message(client, operator, up_worker):
+    client.force_login(operator)
+    page = f"http://testserver/workers/{up_worker.pk}/"
+    response = client.post(f"/workers/{up_worker.pk}/refresh", HTTP_REFERER=page)
+    assert response.status_code == 302 and response["Location"] == page
+    assert "Refreshed" in client.get(page).content.decode()
+
+
+def test_it_ignores_a_foreign_referer(client, operator, up_worker):
+    client.force_login(operator)
+    response = client.post(f"/workers/{up_worker.pk}/refresh", HTTP_REFERER="https://evil.example/")
+    assert response["Location"] == f"/workers/{up_worker.pk}/"
+
+
+def test_viewers_may_not_refresh(client, viewer, worker):
+    client.force_login(viewer)
+    assert client.post(f"/workers/{worker.pk}/refresh").status_code == 403
+    assert client.post("/workers/refresh").status_code == 403
+    assert not CollectionRun.objects.exists()
+
+
+def test_anonymous_visitors_are_sent_to_log_in(client, worker):
+    response = client.post(f"/workers/{worker.pk}/refresh")
+    assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+
+
+def test_get_is_not_allowed(client, operator, worker):
+    client.force_login(operator)
+    assert client.get(f"/workers/{worker.pk}/refresh").status_code == 405
+    assert client.get("/workers/refresh").status_code == 405
+
+
+def test_an_unknown_worker_is_404(client, operator, db):
+    client.force_login(operator)
+    assert client.post("/workers/999999/refresh").status_code == 404
+
+
+def test_it_needs_a_csrf_token(operator, worker):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(operator)
+    assert client.post(f"/workers/{worker.pk}/refresh").status_code == 403
+
+
+def test_refresh_all_queues_one_full_cycle(client, operator, db):
+    client.force_login(operator)
+    response = client.post("/workers/refresh", HTTP_HX_REQUEST="true")
+    assert response.status_code == 200
+    assert "queued" in response.content.decode()
+    assert OrmQ.objects.count() == 1
+    assert OrmQ.objects.get().func() == "fleet.tasks.collect_labs"
