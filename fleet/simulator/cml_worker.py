@@ -1,0 +1,287 @@
+"""One simulated CML 2.9 server: its state, fault knobs and REST API answers (DESIGN §5).
+
+Plain Python, no HTTP: `SimulatedCML.respond()` turns a request into a `Reply`; the server in
+`cml.py` carries it over the wire and adds the timing faults (latency, hang).
+"""
+
+import json
+import random
+import secrets
+import threading
+import uuid
+from collections import Counter
+from dataclasses import InitVar, dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from fleet.simulator.cml_payloads import (
+    Compute,
+    health_payload,
+    lab_payload,
+    licensing_payload,
+    stats_payload,
+)
+
+LAB_STATES = ("DEFINED_ON_CORE", "STOPPED", "STARTED")
+LAB_TITLES = (
+    "CCNA study lab", "OSPF multi-area", "BGP route reflectors", "SD-WAN sandbox",
+    "MPLS L3VPN", "EVPN VXLAN fabric", "IOSv feature tests", "Firewall failover",
+    "Campus access layer", "DMVPN phase 3", "Segment routing", "NetDevOps pipeline",
+)  # fmt: skip
+OWNERS = (("admin", "CML Administrator"), ("jdoe", "Jane Doe"), ("rsmith", "Raj Smith"))
+GROUPS = ("netops", "training", "sales-eng")
+KNOB_TYPES: dict[str, tuple[type, ...]] = {
+    "latency_ms": (int,),
+    "hang": (bool,),
+    "http_500": (bool,),
+    "malformed_json": (bool,),
+    "not_ready": (bool,),
+    "token_ttl_requests": (int, type(None)),
+}
+NGINX_502 = (
+    b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+    b"<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n"
+    b"</body>\r\n</html>\r\n"
+)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """An HTTP answer: status, body bytes and content type."""
+
+    status: int
+    body: bytes
+    content_type: str = "application/json"
+
+
+def json_reply(status: int, payload: Any) -> Reply:
+    return Reply(status, json.dumps(payload).encode())
+
+
+def error_reply(status: int, description: str) -> Reply:
+    """CML's error body: `{"code": ..., "description": ...}`."""
+    return json_reply(status, {"code": status, "description": description})
+
+
+@dataclass
+class SimulatedCML:
+    """One worker's CML state and fault knobs; every attribute may be set from tests at any time."""
+
+    instance_id: str
+    version: str = "2.9.1"
+    latency_ms: int = 0
+    hang: bool = False
+    http_500: bool = False
+    malformed_json: bool = False
+    not_ready: bool = False
+    token_ttl_requests: int | None = None
+    licensed: bool = True
+    is_enterprise: bool = True
+    registration_status: str = "COMPLETED"
+    authorization_status: str = "IN_COMPLIANCE"
+    username: str = "admin"
+    password: str = "simulated-password"
+    cpu_count: int = 32
+    memory_total: int = 128 * 1024**3
+    disk_total: int = 1024**4
+    labs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    requests: Counter[str] = field(default_factory=Counter)
+    authentications: int = 0
+    seed: int = 0
+    lab_count: InitVar[int | None] = None
+    lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
+    computes: list[Compute] = field(init=False, repr=False)
+    _tokens: dict[str, int] = field(init=False, repr=False, default_factory=dict)
+    _rng: random.Random = field(init=False, repr=False)
+
+    def __post_init__(self, lab_count: int | None) -> None:
+        self._rng = random.Random(f"{self.seed}:{self.instance_id}")
+        count = 2 if self._rng.random() < 0.15 else 1
+        self.computes = [Compute.generate(self._rng, is_controller=i == 0) for i in range(count)]
+        for _ in range(self._rng.randint(0, 6) if lab_count is None else lab_count):
+            self._add_lab()
+
+    # --- knobs -------------------------------------------------------------------------------
+
+    def knobs(self) -> dict[str, Any]:
+        """The fault knobs the control API can read and set."""
+        return {name: getattr(self, name) for name in KNOB_TYPES}
+
+    def set_knobs(self, values: dict[str, Any]) -> None:
+        """Set several knobs at once; ValueError (nothing set) on an unknown knob or bad type."""
+        for name, value in values.items():
+            allowed = KNOB_TYPES.get(name)
+            if allowed is None:
+                raise ValueError(f"unknown knob {name!r}")
+            if isinstance(value, bool) and bool not in allowed or not isinstance(value, allowed):
+                raise ValueError(f"bad value for {name}: {value!r}")
+            if isinstance(value, int) and not isinstance(value, bool) and value < 0:
+                raise ValueError(f"{name} must not be negative")
+        for name, value in values.items():
+            setattr(self, name, value)
+
+    def record_request(self, path: str) -> None:
+        """Count a request to `path` as it arrives, before any latency or hang."""
+        with self.lock:
+            self.requests[path] += 1
+
+    def expire_tokens(self) -> None:
+        """Invalidate every token issued so far; the next authenticated call gets 401."""
+        with self.lock:
+            self._tokens.clear()
+
+    # --- API -----------------------------------------------------------------------------------
+
+    def respond(self, method: str, path: str, body: bytes, authorization: str | None) -> Reply:
+        """Answer one request to `/api/v0{path}` (path without the query string)."""
+        if self.not_ready:
+            return Reply(502, NGINX_502, "text/html")
+        if self.http_500:
+            return error_reply(500, "Internal Server Error: simulated fault")
+        reply = self._route(method, path, body, authorization)
+        if self.malformed_json and reply.status == 200:
+            return Reply(200, reply.body[: len(reply.body) // 2])
+        return reply
+
+    def _route(self, method: str, path: str, body: bytes, authorization: str | None) -> Reply:
+        if path == "/authenticate":
+            return self._authenticate(body) if method == "POST" else _not_allowed()
+        if path == "/system_information":
+            return (
+                json_reply(200, self._system_information()) if method == "GET" else _not_allowed()
+            )
+        render = self._renderer(path)
+        if render is None:
+            return error_reply(404, f"Not found: {path}")
+        if method != "GET":
+            return _not_allowed()
+        if not self._accept_token(authorization):
+            return error_reply(401, "Authentication required: missing, invalid or expired token")
+        with self.lock:
+            return render()
+
+    def _renderer(self, path: str) -> Any:
+        routes = {
+            "/system_health": lambda: json_reply(200, self._health()),
+            "/system_stats": lambda: json_reply(200, self._stats()),
+            "/licensing": lambda: json_reply(200, self._licensing()),
+            "/labs": lambda: json_reply(200, list(self.labs)),
+            "/populate_lab_tiles": lambda: json_reply(200, {"lab_tiles": self.labs}),
+        }
+        if path.startswith("/labs/") and path.count("/") == 2:
+            lab_id = path.removeprefix("/labs/")
+            return lambda: (
+                json_reply(200, self.labs[lab_id])
+                if lab_id in self.labs
+                else error_reply(404, f"Lab not found: {lab_id}")
+            )
+        return routes.get(path)
+
+    def _authenticate(self, body: bytes) -> Reply:
+        try:
+            credentials = json.loads(body)
+            username, password = credentials["username"], credentials["password"]
+        except (ValueError, TypeError, KeyError):
+            return error_reply(400, "Bad request: expected {'username': ..., 'password': ...}")
+        if (username, password) != (self.username, self.password):
+            return error_reply(403, "Authentication failed!")
+        token = secrets.token_urlsafe(32)
+        with self.lock:
+            self._tokens[token] = 0
+            self.authentications += 1
+        return json_reply(200, token)
+
+    def _accept_token(self, authorization: str | None) -> bool:
+        scheme, _, token = (authorization or "").partition(" ")
+        with self.lock:
+            uses = self._tokens.get(token)
+            if scheme.lower() != "bearer" or uses is None:
+                return False
+            if self.token_ttl_requests is not None and uses >= self.token_ttl_requests:
+                return False
+            self._tokens[token] = uses + 1
+            return True
+
+    def _system_information(self) -> dict[str, Any]:
+        return {"version": self.version, "ready": True, "allow_ssh_pubkey_auth": False, "oui": None}
+
+    def _health(self) -> dict[str, Any]:
+        return health_payload(self.computes, self.licensed, self.is_enterprise)
+
+    def _stats(self) -> dict[str, Any]:
+        started = [lab for lab in self.labs.values() if lab["state"] == "STARTED"]
+        deployed = [lab for lab in self.labs.values() if lab["state"] != "DEFINED_ON_CORE"]
+        return stats_payload(
+            self.computes,
+            cpu_count=self.cpu_count,
+            memory_total=self.memory_total,
+            disk_total=self.disk_total,
+            total_nodes=sum(lab["node_count"] for lab in deployed),
+            running_nodes=sum(lab["node_count"] for lab in started),
+        )
+
+    def _licensing(self) -> dict[str, Any]:
+        return licensing_payload(
+            self.computes[0].hostname,
+            registration_status=self.registration_status,
+            authorization_status=self.authorization_status,
+            is_enterprise=self.is_enterprise,
+            nodes_in_use=sum(
+                lab["node_count"] for lab in self.labs.values() if lab["state"] == "STARTED"
+            ),
+        )
+
+    # --- drift ---------------------------------------------------------------------------------
+
+    def advance(self) -> None:
+        """One step of drift: resource use wanders; labs appear, change state and disappear."""
+        with self.lock:
+            for compute in self.computes:
+                compute.drift(self._rng)
+            now = datetime.now(UTC)
+            for lab in list(self.labs.values()):
+                if self._rng.random() < 0.15:
+                    lab["state"] = self._rng.choice([s for s in LAB_STATES if s != lab["state"]])
+                    lab["modified"] = _iso(now)
+            if self.labs and self._rng.random() < 0.08:
+                del self.labs[self._rng.choice(list(self.labs))]
+            if self._rng.random() < 0.12:
+                self._add_lab(created=now)
+
+    def _add_lab(self, created: datetime | None = None) -> None:
+        rng = self._rng
+        lab_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+        if created is None:
+            created = datetime.now(UTC) - timedelta(minutes=rng.randint(60, 90 * 24 * 60))
+        modified = created + timedelta(minutes=rng.randint(0, 600))
+        username, fullname = rng.choice(OWNERS)
+        nodes = rng.randint(1, 30)
+        groups = [
+            {
+                "id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+                "name": rng.choice(GROUPS),
+                "permission": rng.choice(("read_only", "read_write")),
+            }
+            for _ in range(rng.randint(0, 2))
+        ]
+        self.labs[lab_id] = lab_payload(
+            lab_id=lab_id,
+            title=f"{rng.choice(LAB_TITLES)} {rng.randint(1, 99)}",
+            state=rng.choice(LAB_STATES),
+            owner=str(uuid.uuid5(uuid.NAMESPACE_DNS, username)),
+            owner_username=username,
+            owner_fullname=fullname,
+            node_count=nodes,
+            link_count=rng.randint(max(0, nodes - 1), nodes * 2),
+            created=_iso(created),
+            modified=_iso(min(modified, datetime.now(UTC))),
+            groups=groups,
+        )
+
+
+def _not_allowed() -> Reply:
+    return error_reply(405, "Method Not Allowed")
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="seconds")
