@@ -58,7 +58,7 @@ def collect(
                 status=RunStatus.SKIPPED,
                 started_at=now,
                 finished_at=now,
-                message="Skipped: another collection was still running.",
+                message="another collection was still running",
             )
         return _collect(None, kind, trigger, worker_deadline)
 

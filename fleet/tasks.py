@@ -32,25 +32,30 @@ def prune() -> str:
     return f"pruned {changes} change log rows and {runs} runs"
 
 
-def schedules() -> dict[str, dict]:
-    """The schedules this product needs, from settings: name → Schedule fields."""
+def schedules() -> dict[str, tuple[dict, timedelta]]:
+    """The schedules this product needs, from settings: name → (Schedule fields, first-run
+    delay). The labs cycle starts a minute after the metrics one so that the two do not meet
+    on the collection lock at start-up (the second would be skipped)."""
     return {
-        "fleet: collect metrics": {
-            "func": "fleet.tasks.collect_metrics",
-            "minutes": settings.POLL_INTERVAL_SECONDS // 60,
-        },
-        "fleet: collect labs": {
-            "func": "fleet.tasks.collect_labs",
-            "minutes": settings.LABS_INTERVAL_SECONDS // 60,
-        },
-        "fleet: prune": {"func": "fleet.tasks.prune", "minutes": 60},
+        "fleet: collect metrics": (
+            {
+                "func": "fleet.tasks.collect_metrics",
+                "minutes": settings.POLL_INTERVAL_SECONDS // 60,
+            },
+            timedelta(0),
+        ),
+        "fleet: collect labs": (
+            {"func": "fleet.tasks.collect_labs", "minutes": settings.LABS_INTERVAL_SECONDS // 60},
+            timedelta(minutes=1),
+        ),
+        "fleet: prune": ({"func": "fleet.tasks.prune", "minutes": 60}, timedelta(minutes=5)),
     }
 
 
 def ensure_schedules() -> None:
     """Create or update the schedules; idempotent (names are not unique in django-q2, so we
-    also remove duplicates). A new schedule runs as soon as a cluster starts."""
-    for name, fields in schedules().items():
+    also remove duplicates). A new metrics schedule runs as soon as a cluster starts."""
+    for name, (fields, delay) in schedules().items():
         existing = Schedule.objects.filter(name=name).order_by("pk")
         for duplicate in existing[1:]:
             duplicate.delete()
@@ -61,6 +66,6 @@ def ensure_schedules() -> None:
                 **fields,
                 "schedule_type": Schedule.MINUTES,
                 "repeats": -1,
-                "next_run": timezone.now(),
+                "next_run": timezone.now() + delay,
             },
         )
