@@ -1,6 +1,6 @@
 from django.urls import path
 
-from fleet import views
+from fleet import views, views_runs
 
 app_name = "fleet"
 
@@ -9,5 +9,7 @@ urlpatterns = [
     path("workers/<int:pk>/", views.worker_detail, name="worker_detail"),
     path("workers/<int:pk>/refresh", views.worker_refresh, name="worker_refresh"),
     path("workers/refresh", views.fleet_refresh, name="fleet_refresh"),
+    path("runs/", views_runs.run_list, name="run_list"),
+    path("runs/<int:pk>/", views_runs.run_detail, name="run_detail"),
     path("healthz", views.healthz, name="healthz"),
 ]
