@@ -8,6 +8,7 @@ refused by the server), so the live feed renders each one once for every browser
 from django.http import HttpRequest
 from django.template.loader import render_to_string
 
+from fleet.history import attach_history
 from fleet.models import Worker
 
 WORKER_FRAGMENTS = {
@@ -15,7 +16,9 @@ WORKER_FRAGMENTS = {
     "aws": "fleet/partials/worker_aws.html",
     "cml": "fleet/partials/worker_cml.html",
     "labs": "fleet/partials/worker_labs.html",
+    "history": "fleet/partials/worker_history.html",
 }
+NEEDS_HISTORY = {"row", "history"}
 
 
 def event_name(worker_pk: int, fragment: str) -> str:
@@ -26,6 +29,10 @@ def event_name(worker_pk: int, fragment: str) -> str:
 def render_worker_fragment(
     worker: Worker, fragment: str, request: HttpRequest | None = None, oob: bool = False
 ) -> str:
+    """Render one fragment. Callers rendering many workers call `attach_history` on all of
+    them first (one query); a lone worker gets its history here."""
+    if fragment in NEEDS_HISTORY and not hasattr(worker, "history"):
+        attach_history([worker])
     return render_to_string(
         WORKER_FRAGMENTS[fragment], {"worker": worker, "oob": oob}, request=request
     )

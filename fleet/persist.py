@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from fleet.changelog import record_changes
 from fleet.derive import LAB_FIELDS
-from fleet.models import ChangeKind, CollectionRun, Lab, RunStatus, Worker
+from fleet.models import ChangeKind, CollectionRun, Lab, RunStatus, Sample, Worker
 
 BATCH_SIZE = 500
 
@@ -42,6 +42,11 @@ def persist(run: CollectionRun, workers: list[Worker], result: CycleResult, now:
             Worker.objects.bulk_update(changed, changed_fields, batch_size=BATCH_SIZE)
         if result.polled:
             Worker.objects.filter(pk__in=result.polled).update(last_polled_at=now)
+            polled = set(result.polled)
+            Sample.objects.bulk_create(
+                (Sample.of(worker, now) for worker in workers if worker.pk in polled),
+                batch_size=BATCH_SIZE,
+            )
         if result.labs_read:
             Worker.objects.filter(pk__in=result.labs_read).update(labs_polled_at=now)
         if result.lab_upserts:

@@ -10,7 +10,7 @@ from django.utils import timezone
 from django_q.models import Schedule
 
 from fleet.collect import collect
-from fleet.models import Change, CollectionRun, RunKind, RunTrigger
+from fleet.models import Change, CollectionRun, RunKind, RunTrigger, Sample
 
 CHANGE_LOG_RETENTION = timedelta(hours=6)
 RUN_RETENTION = timedelta(days=30)
@@ -25,11 +25,13 @@ def collect_labs(trigger: str = RunTrigger.SCHEDULE) -> str:
 
 
 def prune() -> str:
-    """Keep the change log and the run history bounded."""
+    """Keep the change log, the run history and the samples bounded."""
     now = timezone.now()
     changes, _ = Change.objects.filter(created_at__lt=now - CHANGE_LOG_RETENTION).delete()
     runs, _ = CollectionRun.objects.filter(started_at__lt=now - RUN_RETENTION).delete()
-    return f"pruned {changes} change log rows and {runs} runs"
+    history = now - timedelta(days=settings.HISTORY_DAYS)
+    samples, _ = Sample.objects.filter(taken_at__lt=history).delete()
+    return f"pruned {changes} change log rows, {runs} runs and {samples} samples"
 
 
 def schedules() -> dict[str, tuple[dict, timedelta]]:

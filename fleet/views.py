@@ -14,6 +14,7 @@ from django_q.tasks import async_task
 from fleet.collect import collect
 from fleet.fragments import render_worker_fragments
 from fleet.health import fleet_health
+from fleet.history import attach_history
 from fleet.models import RunKind, RunTrigger, Worker
 
 REFRESH_DEADLINE_SECONDS = 20
@@ -22,7 +23,8 @@ REFRESH_DEADLINE_SECONDS = 20
 @require_GET
 @permission_required("fleet.view_worker", raise_exception=True)
 def worker_list(request: HttpRequest) -> HttpResponse:
-    workers = Worker.objects.all()
+    workers = list(Worker.objects.all())
+    attach_history(workers)
     return render(request, "fleet/worker_list.html", {"workers": workers})
 
 
@@ -30,6 +32,7 @@ def worker_list(request: HttpRequest) -> HttpResponse:
 @permission_required("fleet.view_worker", raise_exception=True)
 def worker_detail(request: HttpRequest, pk: int) -> HttpResponse:
     worker = get_object_or_404(Worker.objects.prefetch_related("labs"), pk=pk)
+    attach_history([worker])
     return render(request, "fleet/worker_detail.html", {"worker": worker})
 
 

@@ -53,5 +53,5 @@ def test_prune_drops_old_change_log_rows_and_runs(db):
     Change.objects.create(worker_id=1)
     CollectionRun.objects.create(started_at=old)
     CollectionRun.objects.create()
-    assert prune() == "pruned 1 change log rows and 1 runs"
+    assert prune() == "pruned 1 change log rows, 1 runs and 0 samples"
     assert Change.objects.count() == 1 and CollectionRun.objects.count() == 1

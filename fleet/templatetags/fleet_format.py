@@ -51,3 +51,17 @@ def tone(value: str) -> str:
         "STARTED": "good",
         "STOPPED": "idle",
     }.get(value, "idle")
+
+
+@register.inclusion_tag("fleet/partials/sparkline.html")
+def sparkline(samples, field: str, label: str, ceiling: float | None = 100.0, large: bool = False):
+    """An SVG line of `field` over the last 24 hours, with a text equivalent for screen readers."""
+    from fleet.history import chart
+
+    size = {"width": 480, "height": 96} if large else {"width": 120, "height": 24}
+    return {
+        "chart": chart(samples or [], field, ceiling=ceiling, **size),
+        "label": label,
+        "large": large,
+        "unit": "%" if ceiling == 100.0 else "",
+    }
