@@ -165,10 +165,21 @@ class Worker(models.Model):
     def is_running(self) -> bool:
         return self.status == WorkerStatus.RUNNING
 
+    @staticmethod
+    def in_trouble_q() -> models.Q:
+        """Running, but CML does not answer well or an EC2 status check is failing."""
+        return models.Q(status=WorkerStatus.RUNNING) & (
+            ~models.Q(service_status=ServiceStatus.AVAILABLE)
+            | models.Q(system_check=CheckStatus.IMPAIRED)
+            | models.Q(instance_check=CheckStatus.IMPAIRED)
+        )
+
     @property
-    def is_healthy(self) -> bool:
-        """A running worker whose CML answers; what the list's "in trouble" count negates."""
-        return self.is_running and self.service_status == ServiceStatus.AVAILABLE
+    def in_trouble(self) -> bool:
+        return self.is_running and (
+            self.service_status != ServiceStatus.AVAILABLE
+            or CheckStatus.IMPAIRED in (self.system_check, self.instance_check)
+        )
 
     @property
     def cml_memory_percent(self) -> float | None:

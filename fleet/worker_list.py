@@ -1,0 +1,129 @@
+"""The worker list's state (filters, search, sort, page) read from the URL, and what it shows.
+
+Bad values never fail the page: each is dropped with a note the page displays.
+"""
+
+from dataclasses import dataclass, field, replace
+from urllib.parse import urlencode
+
+from django.db.models import Avg, Count, F, Q, QuerySet
+
+from fleet.models import ServiceStatus, Worker, WorkerStatus
+
+PER_PAGE = 50
+SORTS = {
+    "status": "status",
+    "name": "name",
+    "instance": "instance_id",
+    "type": "instance_type",
+    "region": "region",
+    "cml": "service_status",
+    "cpu": "cpu_percent",
+    "memory": "memory_percent",
+    "disk": "disk_percent",
+    "labs": "labs_count",
+    "polled": "last_polled_at",
+}
+MAX_SEARCH = 100
+
+
+@dataclass(frozen=True)
+class ListState:
+    q: str = ""
+    region: str = ""
+    status: str = ""
+    service: str = ""
+    sort: str = "name"
+    descending: bool = False
+    terminated: bool = False  # show terminated workers too
+    page: str = "1"
+    notes: tuple[str, ...] = field(default=(), compare=False)
+
+    def query(self, **changes) -> str:
+        """This state as a query string, with `changes` applied (page resets unless given)."""
+        state = replace(self, **{"page": "1", **changes})
+        params = {
+            "q": state.q,
+            "region": state.region,
+            "status": state.status,
+            "service": state.service,
+            "sort": ("-" if state.descending else "") + state.sort,
+            "terminated": "1" if state.terminated else "",
+            "page": state.page if state.page != "1" else "",
+        }
+        if params["sort"] == "name":
+            params["sort"] = ""
+        return urlencode({key: value for key, value in params.items() if value})
+
+    def sorted_by(self, column: str) -> str:
+        """The query string for a click on a column header: sort by it, or flip its order."""
+        descending = not self.descending if column == self.sort else False
+        return self.query(sort=column, descending=descending)
+
+
+def parse_list_state(params, regions: list[str]) -> ListState:
+    notes = []
+
+    def choice(name: str, allowed) -> str:
+        value = params.get(name, "")
+        if value and value not in allowed:
+            notes.append(f"Ignored {name} {value!r}: not one of {', '.join(allowed)}.")
+            return ""
+        return value
+
+    q = params.get("q", "").strip()
+    if len(q) > MAX_SEARCH:
+        notes.append(f"Search shortened to {MAX_SEARCH} characters.")
+        q = q[:MAX_SEARCH]
+    sort = params.get("sort", "name") or "name"
+    descending = sort.startswith("-")
+    if sort.lstrip("-") not in SORTS:
+        notes.append(f"Ignored sort {sort!r}: sorted by name.")
+        sort, descending = "name", False
+    return ListState(
+        q=q,
+        region=choice("region", regions),
+        status=choice("status", WorkerStatus.values),
+        service=choice("service", ServiceStatus.values),
+        sort=sort.lstrip("-"),
+        descending=descending,
+        terminated=params.get("terminated", "") in ("1", "on", "true"),
+        page=params.get("page", "1"),
+        notes=tuple(notes),
+    )
+
+
+def filtered_workers(state: ListState) -> QuerySet[Worker]:
+    workers = Worker.objects.all()
+    if state.q:
+        workers = workers.filter(
+            Q(name__icontains=state.q)
+            | Q(instance_id__icontains=state.q)
+            | Q(public_ip__icontains=state.q)
+            | Q(private_ip__icontains=state.q)
+        )
+    if state.region:
+        workers = workers.filter(region=state.region)
+    if state.status:
+        workers = workers.filter(status=state.status)
+    elif not state.terminated:
+        workers = workers.exclude(status=WorkerStatus.TERMINATED)
+    if state.service:
+        workers = workers.filter(service_status=state.service)
+    column = F(SORTS[state.sort])
+    order = column.desc(nulls_last=True) if state.descending else column.asc(nulls_last=True)
+    return workers.order_by(order, "pk")
+
+
+def fleet_stats() -> dict:
+    """The stat cards, in one query: total, running, stopped, CML unavailable, average CPU,
+    and how many workers are in trouble (for the page title)."""
+    running = Q(status=WorkerStatus.RUNNING)
+    return Worker.objects.exclude(status=WorkerStatus.TERMINATED).aggregate(
+        total=Count("pk"),
+        running=Count("pk", filter=running),
+        stopped=Count("pk", filter=Q(status=WorkerStatus.STOPPED)),
+        cml_unavailable=Count("pk", filter=running & ~Q(service_status=ServiceStatus.AVAILABLE)),
+        average_cpu=Avg("cpu_percent", filter=running),
+        in_trouble=Count("pk", filter=Worker.in_trouble_q()),
+    )

@@ -1,0 +1,100 @@
+"""Filters, search, sort and stat cards of the worker list (fleet.worker_list)."""
+
+import pytest
+from django.http import QueryDict
+
+from fleet.models import Worker
+from fleet.worker_list import filtered_workers, fleet_stats, parse_list_state
+
+REGIONS = ["us-east-1", "eu-west-1"]
+
+
+def _state(query: str):
+    return parse_list_state(QueryDict(query), REGIONS)
+
+
+@pytest.fixture
+def fleet(db):
+    rows = [
+        ("alpha", "us-east-1", "running", "available", "3.1.1.1", 10.0),
+        ("bravo", "us-east-1", "running", "unavailable", "3.1.1.2", 90.0),
+        ("charlie", "eu-west-1", "stopped", "unknown", None, None),
+        ("delta", "eu-west-1", "terminated", "unknown", None, None),
+        ("echo", "eu-west-1", "running", "available", "3.1.1.5", 50.0),
+    ]
+    return Worker.objects.bulk_create(
+        Worker(
+            name=name,
+            region=region,
+            instance_id=f"i-{n:08x}",
+            status=status,
+            service_status=service,
+            public_ip=ip,
+            cpu_percent=cpu,
+        )
+        for n, (name, region, status, service, ip, cpu) in enumerate(rows)
+    )
+
+
+def _names(query: str) -> list[str]:
+    return [w.name for w in filtered_workers(_state(query))]
+
+
+def test_terminated_workers_are_hidden_by_default(fleet):
+    assert _names("") == ["alpha", "bravo", "charlie", "echo"]
+    assert "delta" in _names("terminated=1")
+    assert _names("status=terminated") == ["delta"]
+
+
+@pytest.mark.parametrize(
+    ("query", "names"),
+    [
+        ("region=eu-west-1", ["charlie", "echo"]),
+        ("status=running", ["alpha", "bravo", "echo"]),
+        ("service=unavailable", ["bravo"]),
+        ("q=CHAR", ["charlie"]),
+        ("q=i-00000004", ["echo"]),
+        ("q=3.1.1.2", ["bravo"]),
+        ("region=us-east-1&status=running&service=available", ["alpha"]),
+    ],
+)
+def test_filters_and_search_combine(fleet, query, names):
+    assert _names(query) == names
+
+
+def test_sorting_by_any_column_both_ways_with_empty_values_last(fleet):
+    assert _names("sort=cpu") == ["alpha", "echo", "bravo", "charlie"]
+    assert _names("sort=-cpu") == ["bravo", "echo", "alpha", "charlie"]
+    assert _names("sort=-name") == ["echo", "charlie", "bravo", "alpha"]
+
+
+@pytest.mark.parametrize(
+    ("query", "note"),
+    [
+        ("region=mars-1", "Ignored region 'mars-1'"),
+        ("status=flying", "Ignored status 'flying'"),
+        ("service=meh", "Ignored service 'meh'"),
+        ("sort=shoe_size", "Ignored sort 'shoe_size'"),
+        ("q=" + "x" * 500, "Search shortened"),
+    ],
+)
+def test_bad_values_fall_back_with_a_note(fleet, query, note):
+    state = _state(query)
+    assert any(note in n for n in state.notes)
+    assert len(list(filtered_workers(state))) >= 0  # and the query still runs
+
+
+def test_the_state_round_trips_through_the_url():
+    state = _state("q=abc&region=eu-west-1&sort=-cpu&terminated=1&page=3")
+    assert _state(state.query(page="3")) == state
+    assert "page" not in state.query()  # changing anything else goes back to page 1
+    assert "sort=cpu" in state.sorted_by("cpu")  # a second click flips the order
+    assert "sort=memory" in state.sorted_by("memory")
+
+
+def test_stat_cards_count_the_fleet_in_one_query(fleet, django_assert_num_queries):
+    with django_assert_num_queries(1):
+        stats = fleet_stats()
+    assert stats["total"] == 4 and stats["running"] == 3 and stats["stopped"] == 1
+    assert stats["cml_unavailable"] == 1 and stats["in_trouble"] == 1
+    assert stats["average_cpu"] == pytest.approx(50.0)
