@@ -4,6 +4,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required, permission_required
+from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.template.loader import render_to_string
@@ -12,10 +13,12 @@ from django.views.decorators.http import require_GET, require_POST
 from django_q.tasks import async_task
 
 from fleet.collect import collect
+from fleet.csv_export import workers_csv
 from fleet.fragments import render_worker_fragments
 from fleet.health import fleet_health
 from fleet.history import attach_history
-from fleet.models import RunKind, RunTrigger, Worker
+from fleet.models import RunKind, RunTrigger, ServiceStatus, Worker, WorkerStatus
+from fleet.worker_list import PER_PAGE, SORTS, filtered_workers, fleet_stats, parse_list_state
 
 REFRESH_DEADLINE_SECONDS = 20
 
@@ -23,9 +26,27 @@ REFRESH_DEADLINE_SECONDS = 20
 @require_GET
 @permission_required("fleet.view_worker", raise_exception=True)
 def worker_list(request: HttpRequest) -> HttpResponse:
-    workers = list(Worker.objects.all())
-    attach_history(workers)
-    return render(request, "fleet/worker_list.html", {"workers": workers})
+    """The list: filters, search, sort and page from the URL; CSV of the whole filtered list."""
+    state = parse_list_state(request.GET, settings.AWS_REGIONS)
+    workers = filtered_workers(state)
+    if request.GET.get("format") == "csv":
+        response = HttpResponse(workers_csv(workers), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = 'attachment; filename="cml-fleet-workers.csv"'
+        return response
+    page = Paginator(workers, PER_PAGE).get_page(state.page)
+    attach_history(page.object_list)
+    context = {
+        "state": state,
+        "page": page,
+        "stats": fleet_stats(),
+        "regions": settings.AWS_REGIONS,
+        "statuses": WorkerStatus.choices,
+        "services": ServiceStatus.choices,
+        "sort_columns": SORTS,
+        "any_workers": page.paginator.count or Worker.objects.exists(),
+    }
+    template = "fleet/partials/worker_table.html" if request.htmx else "fleet/worker_list.html"
+    return render(request, template, context)
 
 
 @require_GET

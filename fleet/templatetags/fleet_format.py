@@ -65,3 +65,9 @@ def sparkline(samples, field: str, label: str, ceiling: float | None = 100.0, la
         "large": large,
         "unit": "%" if ceiling == 100.0 else "",
     }
+
+
+@register.filter
+def sort_query(state, column: str) -> str:
+    """The query string a click on a column header leads to (see ListState.sorted_by)."""
+    return state.sorted_by(column)

@@ -1,0 +1,101 @@
+"""The worker list page: stat cards, filters in the URL, pagination, CSV, htmx partials."""
+
+import csv
+import io
+
+import pytest
+from django.utils import timezone
+
+from fleet.models import Sample, Worker
+
+
+@pytest.fixture
+def logged_in(client, viewer):
+    client.force_login(viewer)
+    return client
+
+
+@pytest.fixture
+def big_fleet(db):
+    workers = Worker.objects.bulk_create(
+        Worker(
+            name=f"w{n:03d}",
+            region="us-east-1" if n % 2 else "eu-west-1",
+            instance_id=f"i-{n:08x}",
+            status="running",
+            service_status="available" if n % 10 else "unavailable",
+            cpu_percent=n % 100,
+        )
+        for n in range(300)
+    )
+    now = timezone.now()
+    Sample.objects.bulk_create(Sample(worker=w, taken_at=now, cpu_percent=1) for w in workers)
+    return workers
+
+
+def test_it_pages_fifty_workers_at_a_time(logged_in, big_fleet):
+    html = logged_in.get("/").content.decode()
+    assert html.count('sse-swap="worker-') >= 50
+    assert "1–50 of 300" in html and "page 1 of 6" in html
+    assert "51–100 of 300" in logged_in.get("/?page=2").content.decode()
+    assert "251–300 of 300" in logged_in.get("/?page=999").content.decode()
+
+
+def test_queries_per_page_do_not_grow_with_the_fleet(
+    logged_in, big_fleet, django_assert_max_num_queries
+):
+    with django_assert_max_num_queries(9):
+        logged_in.get("/?region=us-east-1&sort=-cpu")
+    Worker.objects.bulk_create(
+        Worker(region="us-east-1", instance_id=f"i-{n:08x}") for n in range(1000, 1700)
+    )
+    with django_assert_max_num_queries(9):
+        logged_in.get("/?region=us-east-1&sort=-cpu")
+
+
+def test_the_title_counts_workers_in_trouble(logged_in, big_fleet):
+    assert "<title>30 down · CML Fleet</title>" in logged_in.get("/").content.decode()
+
+
+def test_stat_cards(logged_in, big_fleet):
+    html = logged_in.get("/").content.decode()
+    assert 'id="fleet-stats"' in html
+    assert '<span class="value">300</span><span class="label">workers</span>' in html
+    assert '<span class="value">30</span><span class="label">CML unavailable</span>' in html
+
+
+def test_an_htmx_request_gets_only_the_table_and_a_title(logged_in, big_fleet):
+    html = logged_in.get("/?q=w00", HTTP_HX_REQUEST="true").content.decode()
+    assert html.lstrip().startswith("<title>")
+    assert 'id="worker-table"' in html and "<html" not in html
+    assert "1–10 of 10" in html
+
+
+def test_bad_filters_show_a_note_never_a_500(logged_in, big_fleet):
+    response = logged_in.get("/?region=atlantis&sort=bogus&page=-4&status=%00")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "Ignored region" in html and "Ignored sort" in html
+
+
+def test_no_match_and_no_workers_have_their_own_states(logged_in, big_fleet):
+    assert "No workers match" in logged_in.get("/?q=nothing-like-this").content.decode()
+    Worker.objects.all().delete()
+    assert "No workers yet" in logged_in.get("/").content.decode()
+
+
+def test_csv_exports_the_whole_filtered_list(logged_in, big_fleet):
+    Worker.objects.filter(pk=big_fleet[0].pk).update(name="=HYPERLINK(evil)")
+    response = logged_in.get("/?region=eu-west-1&format=csv")
+    assert response["Content-Type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(response.content.decode())))
+    assert rows[0][:3] == ["name", "instance_id", "region"]
+    assert len(rows) == 1 + 150
+    assert {row[2] for row in rows[1:]} == {"eu-west-1"}
+    assert "'=HYPERLINK(evil)" in [row[0] for row in rows]
+
+
+def test_sort_headers_link_to_the_flipped_order(logged_in, big_fleet):
+    html = logged_in.get("/?sort=cpu").content.decode()
+    assert 'aria-sort="ascending"' in html
+    assert 'href="?sort=-cpu"' in html
