@@ -14,6 +14,7 @@ from fleet.models import Change, CollectionRun, RunKind, RunTrigger, Sample
 
 CHANGE_LOG_RETENTION = timedelta(hours=6)
 RUN_RETENTION = timedelta(days=30)
+METRICS_SCHEDULE = "fleet: collect metrics"
 
 
 def collect_metrics(trigger: str = RunTrigger.SCHEDULE) -> str:
@@ -39,7 +40,7 @@ def schedules() -> dict[str, tuple[dict, timedelta]]:
     delay). The labs cycle starts a minute after the metrics one so that the two do not meet
     on the collection lock at start-up (the second would be skipped)."""
     return {
-        "fleet: collect metrics": (
+        METRICS_SCHEDULE: (
             {
                 "func": "fleet.tasks.collect_metrics",
                 "minutes": settings.POLL_INTERVAL_SECONDS // 60,
@@ -71,3 +72,13 @@ def ensure_schedules() -> None:
                 "next_run": timezone.now() + delay,
             },
         )
+
+
+def next_metrics_cycle_at():
+    """When the schedule next collects metrics (None before migrate has made the schedule)."""
+    return (
+        Schedule.objects.filter(name=METRICS_SCHEDULE)
+        .order_by("next_run")
+        .values_list("next_run", flat=True)
+        .first()
+    )

@@ -18,6 +18,7 @@ from fleet.fragments import render_worker_fragments
 from fleet.health import fleet_health
 from fleet.history import attach_history
 from fleet.models import RunKind, RunTrigger, ServiceStatus, Worker, WorkerStatus
+from fleet.tasks import next_metrics_cycle_at
 from fleet.worker_list import PER_PAGE, SORTS, filtered_workers, fleet_stats, parse_list_state
 
 REFRESH_DEADLINE_SECONDS = 20
@@ -54,7 +55,8 @@ def worker_list(request: HttpRequest) -> HttpResponse:
 def worker_detail(request: HttpRequest, pk: int) -> HttpResponse:
     worker = get_object_or_404(Worker.objects.prefetch_related("labs"), pk=pk)
     attach_history([worker])
-    return render(request, "fleet/worker_detail.html", {"worker": worker})
+    context = {"worker": worker, "next_cycle_at": next_metrics_cycle_at()}
+    return render(request, "fleet/worker_detail.html", context)
 
 
 @require_POST

@@ -67,3 +67,11 @@ def test_the_list_query_count_does_not_grow_with_workers(logged_in, django_asser
     )
     with django_assert_max_num_queries(8):
         assert logged_in.get("/").status_code == 200
+
+
+def test_the_worker_page_links_the_cml_ui_and_counts_down_to_the_next_cycle(logged_in, worker):
+    worker.cml_endpoint = "https://3.3.3.3"
+    worker.save()
+    html = logged_in.get(f"/workers/{worker.pk}/").content.decode()
+    assert 'href="https://3.3.3.3/"' in html and "Open the CML UI" in html
+    assert "<time data-countdown" in html  # migrate made the metrics schedule

@@ -9,3 +9,16 @@ document.addEventListener("keydown", (event) => {
     search.select();
   }
 });
+
+// <time data-countdown datetime="..."> counts down to its moment ("in 2 min 5 s").
+function tick() {
+  for (const element of document.querySelectorAll("time[data-countdown]")) {
+    const seconds = Math.round((Date.parse(element.dateTime) - Date.now()) / 1000);
+    if (Number.isNaN(seconds)) continue;
+    if (seconds <= 0) { element.textContent = "due now"; continue; }
+    const minutes = Math.floor(seconds / 60);
+    element.textContent = "in " + (minutes ? `${minutes} min ` : "") + `${seconds % 60} s`;
+  }
+}
+tick();
+setInterval(tick, 1000);
