@@ -141,6 +141,7 @@ def _observe_cml(targets: list[CMLTarget], read_labs: bool, deadline: float | No
             concurrency=settings.COLLECT_CONCURRENCY,
             request_timeout=settings.CML_REQUEST_TIMEOUT_SECONDS,
             worker_deadline=deadline or settings.CML_WORKER_DEADLINE_SECONDS,
+            cycle_deadline=settings.COLLECT_CYCLE_DEADLINE_SECONDS,
             tokens=tokens,
         )
     )

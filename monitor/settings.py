@@ -175,12 +175,15 @@ CML_WORKER_DEADLINE_SECONDS = env_int("CML_WORKER_DEADLINE_SECONDS", 60, minimum
 
 # --- django-q2 ----------------------------------------------------------------------------------
 # timeout > the cycle's own deadline, retry > timeout (else a task runs twice), no catch-up.
+# The CML part of a cycle ends by this deadline whatever the fleet does; q2's task timeout
+# leaves room for AWS and the database after it, and q2's retry comes later still.
+COLLECT_CYCLE_DEADLINE_SECONDS = env_int("COLLECT_CYCLE_DEADLINE_SECONDS", 600, minimum=10)
 Q_CLUSTER = {
     "name": "fleet",
     "orm": "default",
     "workers": env_int("Q_WORKERS", 2, minimum=1),
-    "timeout": CML_WORKER_DEADLINE_SECONDS * 3 + 60,
-    "retry": CML_WORKER_DEADLINE_SECONDS * 3 + 120,
+    "timeout": COLLECT_CYCLE_DEADLINE_SECONDS + 120,
+    "retry": COLLECT_CYCLE_DEADLINE_SECONDS + 240,
     "max_attempts": 1,
     "catch_up": False,
     "cache": "default",

@@ -1,18 +1,19 @@
-"""The simulated CML server: real HTTP, the CML 2.9 shapes of DESIGN §5, faults and control API."""
+"""The simulated CML server: real HTTP, the CML 2.9 shapes of DESIGN §5, tokens, labs and drift."""
 
-import json
-import threading
-import time
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
 import httpx
 import pytest
 
-from fleet.simulator.cml import CMLSimulator, SimulatedCML
+from fleet.simulator.cml import CMLSimulator
+from tests.simulator_fixtures import (  # noqa: F401  (fixtures)
+    CREDENTIALS,
+    api_fixture,
+    login,
+    sim_fixture,
+    worker_fixture,
+)
 
-PASSWORD = "simulated-password"
-CREDENTIALS = {"username": "admin", "password": PASSWORD}
 LAB_KEYS = {
     "id", "lab_title", "lab_description", "lab_notes", "state", "owner", "owner_username",
     "owner_fullname", "node_count", "link_count", "created", "modified", "groups",
@@ -21,29 +22,6 @@ LAB_KEYS = {
 AUTHENTICATED_PATHS = [
     "/system_health", "/system_stats", "/licensing", "/labs?show_all=true", "/populate_lab_tiles",
 ]  # fmt: skip
-
-
-@pytest.fixture
-def sim():
-    with CMLSimulator(seed=1) as simulator:
-        yield simulator
-
-
-@pytest.fixture
-def worker(sim: CMLSimulator) -> SimulatedCML:
-    return sim.add_worker("i-0abc1234", labs=4)
-
-
-@pytest.fixture
-def api(sim: CMLSimulator, worker: SimulatedCML):
-    base_url = sim.endpoint_template.format(instance_id=worker.instance_id) + "/api/v0"
-    with httpx.Client(base_url=base_url, timeout=5) as client:
-        yield client
-
-
-def login(api: httpx.Client) -> dict[str, str]:
-    token = api.post("/authenticate", json=CREDENTIALS).json()
-    return {"Authorization": f"Bearer {token}"}
 
 
 def test_system_information_needs_no_token(api):
@@ -220,97 +198,6 @@ def test_a_token_lasts_token_ttl_requests(api, worker):
     assert api.get("/licensing", headers=login(api)).status_code == 200
 
 
-def test_a_booting_server_answers_502_everywhere(api, worker):
-    headers = login(api)
-    worker.not_ready = True
-
-    for response in (api.get("/system_information"), api.get("/system_stats", headers=headers)):
-        assert response.status_code == 502
-        assert response.headers["content-type"].startswith("text/html")
-
-
-def test_http_500_answers_every_request_with_a_json_error(api, worker):
-    headers = login(api)
-    worker.http_500 = True
-
-    for response in (api.get("/system_information"), api.get("/labs", headers=headers)):
-        assert response.status_code == 500
-        assert response.json()["code"] == 500
-
-
-def test_malformed_json_answers_200_with_a_body_that_does_not_parse(api, worker):
-    headers = login(api)
-    worker.malformed_json = True
-
-    for response in (api.get("/system_information"), api.get("/system_stats", headers=headers)):
-        assert response.status_code == 200
-        with pytest.raises(json.JSONDecodeError):
-            json.loads(response.content)
-
-
-def test_latency_delays_every_request(api, worker):
-    worker.latency_ms = 200
-
-    started = time.monotonic()
-    response = api.get("/system_information")
-
-    assert response.status_code == 200
-    assert time.monotonic() - started >= 0.19
-
-
-def test_a_hung_server_times_out_the_client_until_cleared(api, worker):
-    worker.hang = True
-
-    with pytest.raises(httpx.TimeoutException):
-        api.get("/system_information", timeout=0.3)
-    assert worker.requests["/system_information"] == 1  # counted on arrival
-
-    worker.hang = False
-    assert api.get("/system_information").status_code == 200
-
-
-def test_stop_returns_promptly_while_requests_hang():
-    simulator = CMLSimulator()
-    simulator.start()
-    simulator.add_worker("i-0hung").hang = True
-    url = f"{simulator.base_url}/cml/i-0hung/api/v0/system_information"
-    outcome: list[BaseException] = []
-    client = threading.Thread(target=lambda: _capture(outcome, url), daemon=True)
-    client.start()
-    time.sleep(0.3)
-
-    started = time.monotonic()
-    simulator.stop()
-
-    assert time.monotonic() - started < 3
-    client.join(timeout=5)
-    assert len(outcome) == 1 and isinstance(outcome[0], httpx.TransportError)
-
-
-def _capture(outcome: list[BaseException], url: str) -> None:
-    try:
-        httpx.get(url, timeout=30)
-    except httpx.HTTPError as error:
-        outcome.append(error)
-
-
-def test_many_concurrent_slow_requests_are_all_served(sim):
-    for n in range(150):
-        sim.add_worker(f"i-{n:08x}").latency_ms = 300
-
-    limits = httpx.Limits(max_connections=150)
-    with httpx.Client(base_url=sim.base_url, limits=limits, timeout=30) as client:
-
-        def fetch(n: int) -> int:
-            return client.get(f"/cml/i-{n:08x}/api/v0/system_information").status_code
-
-        with ThreadPoolExecutor(max_workers=150) as pool:
-            statuses = list(pool.map(fetch, range(150)))
-
-    assert statuses == [200] * 150
-    assert sim.requests_served == 150
-
-
 def test_requests_are_counted_per_path(api, worker):
     headers = login(api)
     api.get("/system_stats", headers=headers)
@@ -368,75 +255,3 @@ def test_advance_drifts_resource_use(api, worker, sim):
     after = api.get("/system_stats", headers=headers).json()["all"]
     assert after["cpu"]["percent"] != before["cpu"]["percent"]
     assert after["memory"]["used"] != before["memory"]["used"]
-
-
-def test_control_api_lists_and_sets_knobs(sim, worker):
-    control = f"{sim.base_url}/_sim"
-
-    listed = httpx.get(f"{control}/workers").json()
-    changed = httpx.post(
-        f"{control}/workers/{worker.instance_id}", json={"latency_ms": 5, "not_ready": True}
-    )
-
-    assert listed[worker.instance_id] == {
-        "latency_ms": 0,
-        "hang": False,
-        "http_500": False,
-        "malformed_json": False,
-        "not_ready": False,
-        "token_ttl_requests": None,
-    }
-    assert changed.status_code == 200
-    assert changed.json()["latency_ms"] == 5 and changed.json()["not_ready"] is True
-    assert (worker.latency_ms, worker.not_ready) == (5, True)
-
-
-@pytest.mark.parametrize(
-    "body",
-    [
-        {"no_such_knob": True},
-        {"hang": "yes"},
-        {"hang": 1},
-        {"latency_ms": True},
-        {"latency_ms": -1},
-        {"latency_ms": 1.5},
-        ["hang"],
-    ],
-)
-def test_control_api_rejects_bad_knobs_with_400(sim, worker, body):
-    response = httpx.post(f"{sim.base_url}/_sim/workers/{worker.instance_id}", json=body)
-
-    assert response.status_code == 400
-    assert worker.knobs() == {
-        "latency_ms": 0,
-        "hang": False,
-        "http_500": False,
-        "malformed_json": False,
-        "not_ready": False,
-        "token_ttl_requests": None,
-    }
-
-
-def test_control_api_rejects_a_body_that_is_not_json(sim, worker):
-    response = httpx.post(f"{sim.base_url}/_sim/workers/{worker.instance_id}", content=b"{")
-
-    assert response.status_code == 400
-
-
-def test_control_api_404s_an_unknown_worker(sim):
-    response = httpx.post(f"{sim.base_url}/_sim/workers/i-0nothere", json={"hang": True})
-
-    assert response.status_code == 404
-
-
-def test_control_api_expires_tokens_and_advances(sim, api, worker):
-    headers = login(api)
-    labs_before = json.dumps(worker.labs, sort_keys=True)
-
-    expired = httpx.post(f"{sim.base_url}/_sim/workers/{worker.instance_id}/expire_tokens")
-    advanced = [httpx.post(f"{sim.base_url}/_sim/advance").status_code for _ in range(10)]
-
-    assert expired.status_code == 204
-    assert api.get("/system_stats", headers=headers).status_code == 401
-    assert advanced == [204] * 10
-    assert json.dumps(worker.labs, sort_keys=True) != labs_before

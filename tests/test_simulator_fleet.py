@@ -48,3 +48,17 @@ def test_latency_applies_to_every_worker_and_drift_runs_until_stopped():
 
         assert not drifting.is_alive()
         assert workers[0].computes[0].cpu_percent != cpu_before
+
+
+def test_the_same_seed_gives_the_same_fleet():
+    def snapshot() -> list[tuple[str, bool, list[str]]]:
+        with SimulatedFleet(workers=4, stopped=1, seed=5) as fleet:
+            return [
+                (i.instance_id, i.running, list(fleet.cml.worker(i.instance_id).labs))
+                for i in fleet.instances
+            ]
+
+    first = snapshot()
+
+    assert snapshot() == first
+    assert all(labs for _, _, labs in first)  # every worker starts with at least one lab

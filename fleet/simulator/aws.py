@@ -80,8 +80,10 @@ def seed_instances(
 ) -> list[SeededInstance]:
     """Launch `count` tagged CML workers round-robin over `regions`; stop `stopped` of them.
 
-    About one in six do not run the CloudWatch agent (`has_agent=False`).
+    About one in six do not run the CloudWatch agent (`has_agent=False`). Moto's id generator
+    is seeded too, so the same seed on a fresh server gives the same instance ids.
     """
+    httpx.post(f"{endpoint_url}/moto-api/seed", params={"a": seed}).raise_for_status()  # same ids
     rng = random.Random(seed)
     stopped_at = set(rng.sample(range(count), min(stopped, count)))
     agentless_at = set(rng.sample(range(count), count // 6))

@@ -16,6 +16,7 @@ import re
 import socket
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from urllib.parse import urlsplit
@@ -26,6 +27,7 @@ __all__ = ["CMLSimulator", "SimulatedCML"]
 
 WORKER_PATH = re.compile(r"/cml/(?P<instance_id>[^/]+)/api/v0(?P<path>/.*)")
 HANG_POLL_S = 0.05
+STOP_TIMEOUT_S = 2.0  # at most this long joining threads in stop(); they are daemons anyway
 
 
 class CMLSimulator:
@@ -73,9 +75,10 @@ class CMLSimulator:
             connections = dict(self._connections)
         for connection in connections:
             _close(connection)
+        deadline = time.monotonic() + STOP_TIMEOUT_S
         for thread in [self._thread, *connections.values()]:
             if thread is not None and thread is not threading.current_thread():
-                thread.join(timeout=2)
+                thread.join(timeout=max(0.0, deadline - time.monotonic()))
         self._server = None
 
     def __enter__(self) -> "CMLSimulator":

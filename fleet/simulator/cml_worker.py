@@ -98,7 +98,7 @@ class SimulatedCML:
         self._rng = random.Random(f"{self.seed}:{self.instance_id}")
         count = 2 if self._rng.random() < 0.15 else 1
         self.computes = [Compute.generate(self._rng, is_controller=i == 0) for i in range(count)]
-        for _ in range(self._rng.randint(0, 6) if lab_count is None else lab_count):
+        for _ in range(self._rng.randint(1, 6) if lab_count is None else lab_count):
             self._add_lab()
 
     # --- knobs -------------------------------------------------------------------------------
@@ -113,7 +113,7 @@ class SimulatedCML:
             allowed = KNOB_TYPES.get(name)
             if allowed is None:
                 raise ValueError(f"unknown knob {name!r}")
-            if isinstance(value, bool) and bool not in allowed or not isinstance(value, allowed):
+            if (isinstance(value, bool) and bool not in allowed) or not isinstance(value, allowed):
                 raise ValueError(f"bad value for {name}: {value!r}")
             if isinstance(value, int) and not isinstance(value, bool) and value < 0:
                 raise ValueError(f"{name} must not be negative")

@@ -86,11 +86,14 @@ async def observe_cml(
     concurrency: int = 50,
     request_timeout: float = 10.0,
     worker_deadline: float = 60.0,
+    cycle_deadline: float | None = None,
     tokens: dict[str, str] | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> dict[int, CMLObservation]:
     """Observe every target, at most `concurrency` at once; never raises for a worker's fault.
 
+    `cycle_deadline` (seconds from now) bounds the whole call: workers still waiting for their
+    turn, or still answering, when it passes get an error instead of holding up the cycle.
     `tokens` (endpoint -> token) is read and updated in place, so callers can keep it across
     cycles. `transport` replaces the network (tests only).
     """
@@ -105,6 +108,9 @@ async def observe_cml(
     # No pool timeout: waiting for a connection is bounded by the worker's deadline instead.
     timeout = httpx.Timeout(request_timeout, pool=None)
 
+    loop = asyncio.get_running_loop()
+    cycle_end = loop.time() + cycle_deadline if cycle_deadline else float("inf")
+
     async def observe_one(target: CMLTarget) -> CMLObservation:
         async with (
             bound,
@@ -113,11 +119,16 @@ async def observe_cml(
             ) as client,
         ):
             api = _WorkerAPI(client, target.endpoint, credentials, tokens, request_timeout)
+            worker_end = loop.time() + worker_deadline
             try:
-                async with asyncio.timeout(worker_deadline):
+                async with asyncio.timeout_at(min(worker_end, cycle_end)):
                     return await _observe_worker(api, read_labs)
             except TimeoutError:
-                return CMLObservation(ok=False, error=f"deadline of {worker_deadline:g}s exceeded")
+                if worker_end <= cycle_end:
+                    error = f"deadline of {worker_deadline:g}s exceeded"
+                else:
+                    error = f"the cycle's deadline of {cycle_deadline:g}s was reached"
+                return CMLObservation(ok=False, error=error)
             except Exception as exc:  # a bug must not take the other workers down
                 return CMLObservation(ok=False, error=f"{type(exc).__name__}: {exc}"[:500])
 
