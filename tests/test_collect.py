@@ -217,3 +217,17 @@ def test_a_cycle_started_while_another_runs_is_recorded_as_skipped(fleet_workers
     assert "another collection" in run.message
     assert CollectionRun.objects.filter(status=RunStatus.SKIPPED).count() == 1
     assert collect().status == RunStatus.SUCCEEDED  # the lock was released
+
+
+def test_the_cycle_deadline_ends_the_cml_phase_for_workers_still_waiting(
+    fleet_workers, fleet_settings, settings
+):
+    settings.COLLECT_CONCURRENCY = 1
+    settings.COLLECT_CYCLE_DEADLINE_SECONDS = 1
+    up = running(fleet_settings, fleet_workers)
+    for worker in up:
+        cml_of(fleet_settings, worker).latency_ms = 300  # two rounds: 0.6 s a worker
+    run = collect()
+    assert run.status == RunStatus.SUCCEEDED
+    late = [e for e in run.errors.values() if "the cycle's deadline of 1s was reached" in e]
+    assert 1 <= len(late) < len(up)
