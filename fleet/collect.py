@@ -7,7 +7,7 @@ observe (AWS per region in threads, CML per worker concurrently) → derive (pur
 import asyncio
 import functools
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from django.conf import settings
 from django.core.cache import cache
@@ -18,6 +18,7 @@ from fleet.derive import WorkerObservation, cml_endpoint, derive_changes, derive
 from fleet.locks import exclusive
 from fleet.models import CollectionRun, Lab, RunKind, RunStatus, RunTrigger, Worker, WorkerStatus
 from fleet.persist import CycleResult, persist
+from fleet.progress import ProgressReporter
 from fleet.sources.aws import AwsReader
 from fleet.sources.cml import CMLTarget, observe_cml
 
@@ -66,15 +67,19 @@ def collect(
 def _collect(
     worker_ids: list[int] | None, kind: str, trigger: str, worker_deadline: float | None
 ) -> CollectionRun:
-    run = CollectionRun.objects.create(kind=kind, trigger=trigger)
     workers = (
         Worker.objects.all() if worker_ids is None else Worker.objects.filter(pk__in=worker_ids)
     )
     workers = list(workers.order_by("pk"))
+    run = CollectionRun.objects.create(kind=kind, trigger=trigger, workers_total=len(workers))
     try:
-        seen, aws_calls, notes = observe(
-            workers, read_labs=kind == RunKind.LABS, deadline=worker_deadline
-        )
+        with ProgressReporter(run) as progress:
+            seen, aws_calls, notes = observe(
+                workers,
+                read_labs=kind == RunKind.LABS,
+                deadline=worker_deadline,
+                on_worker_done=progress.worker_done,
+            )
         run.aws_calls = aws_calls
         run.message = "; ".join(notes)
         result = derive_cycle(workers, seen)
@@ -89,7 +94,11 @@ def _collect(
 
 
 def observe(
-    workers: list[Worker], *, read_labs: bool, deadline: float | None = None
+    workers: list[Worker],
+    *,
+    read_labs: bool,
+    deadline: float | None = None,
+    on_worker_done: Callable[[], None] | None = None,
 ) -> tuple[dict[int, WorkerObservation], int, list[str]]:
     """Ask AWS about every worker (regions concurrently), then CML about the running ones.
     Returns the observations, the AWS API calls made, and region-wide notes (CloudWatch down)."""
@@ -120,7 +129,10 @@ def observe(
             if endpoint:
                 targets.append(CMLTarget(key=worker.pk, endpoint=endpoint))
 
-    cml_seen = _observe_cml(targets, read_labs, deadline) if targets else {}
+    if on_worker_done:  # the workers CML will not be asked about are done already
+        for _ in range(len(workers) - len(targets)):
+            on_worker_done()
+    cml_seen = _observe_cml(targets, read_labs, deadline, on_worker_done) if targets else {}
     seen = {
         pk: WorkerObservation(aws=obs.aws, aws_error=obs.aws_error, cml=cml_seen.get(pk))
         for pk, obs in aws_seen.items()
@@ -128,7 +140,12 @@ def observe(
     return seen, sum(region.api_calls for region in regions.values()), notes
 
 
-def _observe_cml(targets: list[CMLTarget], read_labs: bool, deadline: float | None) -> dict:
+def _observe_cml(
+    targets: list[CMLTarget],
+    read_labs: bool,
+    deadline: float | None,
+    on_worker_done: Callable[[], None] | None,
+) -> dict:
     tokens = cache.get(TOKENS_CACHE_KEY) or {}
     before = dict(tokens)
     seen = asyncio.run(
@@ -143,6 +160,7 @@ def _observe_cml(targets: list[CMLTarget], read_labs: bool, deadline: float | No
             worker_deadline=deadline or settings.CML_WORKER_DEADLINE_SECONDS,
             cycle_deadline=settings.COLLECT_CYCLE_DEADLINE_SECONDS,
             tokens=tokens,
+            on_worker_done=on_worker_done,
         )
     )
     if tokens != before:

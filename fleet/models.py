@@ -268,6 +268,8 @@ class CollectionRun(models.Model):
     status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.RUNNING)
     started_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
+    workers_total = models.PositiveIntegerField(default=0, help_text="Workers to observe.")
+    workers_done = models.PositiveIntegerField(default=0, help_text="Observed so far.")
     workers_seen = models.PositiveIntegerField(default=0)
     workers_changed = models.PositiveIntegerField(default=0)
     workers_failed = models.PositiveIntegerField(default=0)
@@ -297,6 +299,10 @@ class CollectionRun(models.Model):
         return f"{text}; {self.message}" if self.message else text
 
     @property
+    def progress_percent(self) -> int:
+        return round(100 * self.workers_done / self.workers_total) if self.workers_total else 0
+
+    @property
     def duration(self) -> timedelta | None:
         if self.finished_at is None:
             return None
@@ -307,6 +313,9 @@ class ChangeKind(models.TextChoices):
     UPDATED = "updated"
     CREATED = "created"
     DELETED = "deleted"
+
+
+FLEET_CHANGE = 0  # Change.worker_id of fleet-level changes (a cycle's progress)
 
 
 class Change(models.Model):

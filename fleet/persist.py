@@ -66,7 +66,7 @@ def persist(run: CollectionRun, workers: list[Worker], result: CycleResult, now:
         )
         run.status = RunStatus.SUCCEEDED
         run.finished_at = timezone.now()
-        run.workers_seen = len(workers)
+        run.workers_seen = run.workers_done = len(workers)
         run.workers_changed = len(
             set(pk for pk in result.changes if result.changes[pk]) | result.labs_changed
         )

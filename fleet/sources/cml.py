@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -87,6 +88,7 @@ async def observe_cml(
     request_timeout: float = 10.0,
     worker_deadline: float = 60.0,
     cycle_deadline: float | None = None,
+    on_worker_done: Callable[[], None] | None = None,
     tokens: dict[str, str] | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> dict[int, CMLObservation]:
@@ -94,6 +96,7 @@ async def observe_cml(
 
     `cycle_deadline` (seconds from now) bounds the whole call: workers still waiting for their
     turn, or still answering, when it passes get an error instead of holding up the cycle.
+    `on_worker_done` is called as each worker's observation ends (progress reporting).
     `tokens` (endpoint -> token) is read and updated in place, so callers can keep it across
     cycles. `transport` replaces the network (tests only).
     """
@@ -132,7 +135,13 @@ async def observe_cml(
             except Exception as exc:  # a bug must not take the other workers down
                 return CMLObservation(ok=False, error=f"{type(exc).__name__}: {exc}"[:500])
 
-    results = await asyncio.gather(*(observe_one(target) for target in targets))
+    async def observe_and_count(target: CMLTarget) -> CMLObservation:
+        result = await observe_one(target)
+        if on_worker_done:
+            on_worker_done()
+        return result
+
+    results = await asyncio.gather(*(observe_and_count(target) for target in targets))
     return {target.key: result for target, result in zip(targets, results, strict=True)}
 
 
