@@ -258,8 +258,21 @@ class RunStatus(models.TextChoices):
     SKIPPED = "skipped", "Skipped (another cycle was running)"
 
 
+class CollectionRunQuerySet(models.QuerySet):
+    def latest_full(self) -> "CollectionRun | None":
+        """The newest cycle over the whole fleet that was not skipped (running or finished)."""
+        return (
+            self.exclude(status=RunStatus.SKIPPED)
+            .exclude(trigger=RunTrigger.REFRESH, workers_total__lte=1)
+            .order_by("-started_at")
+            .first()
+        )
+
+
 class CollectionRun(models.Model):
     """One collection cycle: when, what it saw, what changed, what failed."""
+
+    objects = CollectionRunQuerySet.as_manager()
 
     kind = models.CharField(max_length=16, choices=RunKind.choices, default=RunKind.METRICS)
     trigger = models.CharField(

@@ -17,7 +17,7 @@ from fleet.csv_export import workers_csv
 from fleet.fragments import render_worker_fragments
 from fleet.health import fleet_health
 from fleet.history import attach_history
-from fleet.models import RunKind, RunTrigger, ServiceStatus, Worker, WorkerStatus
+from fleet.models import CollectionRun, RunKind, RunTrigger, ServiceStatus, Worker, WorkerStatus
 from fleet.tasks import next_metrics_cycle_at
 from fleet.worker_list import PER_PAGE, SORTS, filtered_workers, fleet_stats, parse_list_state
 
@@ -40,6 +40,7 @@ def worker_list(request: HttpRequest) -> HttpResponse:
         "state": state,
         "page": page,
         "stats": fleet_stats(),
+        "latest_run": CollectionRun.objects.latest_full(),
         "regions": settings.AWS_REGIONS,
         "statuses": WorkerStatus.choices,
         "services": ServiceStatus.choices,

@@ -99,3 +99,16 @@ def test_sort_headers_link_to_the_flipped_order(logged_in, big_fleet):
     html = logged_in.get("/?sort=cpu").content.decode()
     assert 'aria-sort="ascending"' in html
     assert 'href="?sort=-cpu"' in html
+
+
+def test_the_list_shows_a_running_cycles_progress_or_the_last_cycle(logged_in, db):
+    from fleet.models import CollectionRun
+
+    assert "No collection has run yet" in logged_in.get("/").content.decode()
+    run = CollectionRun.objects.create(status="running", workers_total=40, workers_done=10)
+    html = logged_in.get("/").content.decode()
+    assert '<progress id="cycle-progress" max="40" value="10">25%</progress>' in html
+    run.status = "succeeded"
+    run.finished_at = timezone.now()
+    run.save()
+    assert "Last cycle" in logged_in.get("/").content.decode()
