@@ -272,8 +272,6 @@ class CollectionRunQuerySet(models.QuerySet):
 class CollectionRun(models.Model):
     """One collection cycle: when, what it saw, what changed, what failed."""
 
-    objects = CollectionRunQuerySet.as_manager()
-
     kind = models.CharField(max_length=16, choices=RunKind.choices, default=RunKind.METRICS)
     trigger = models.CharField(
         max_length=16, choices=RunTrigger.choices, default=RunTrigger.SCHEDULE
@@ -291,6 +289,8 @@ class CollectionRun(models.Model):
         default=dict, blank=True, help_text="Per-worker errors, keyed by worker id."
     )
     message = models.TextField(blank=True, help_text="Why the whole run failed or was skipped.")
+
+    objects = CollectionRunQuerySet.as_manager()
 
     class Meta:
         ordering = ["-started_at"]
