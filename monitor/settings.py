@@ -78,6 +78,8 @@ DATABASES = {
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Several processes (daphne, qcluster) share the file: wait for locks instead of failing,
     # and take the write lock at BEGIN so two writers never deadlock on an upgrade.
+    # Tests that start daphne in a subprocess need the test database in a file they can open.
+    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / ".test-db.sqlite3")}
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
     )

@@ -58,3 +58,8 @@ def test_it_rejects_nonsense_settings_with_a_clear_message(name, value, message)
     result = _manage("check", **{**PRODUCTION, name: value})
     assert result.returncode != 0
     assert message in result.stderr
+
+
+def test_migrations_match_the_models():
+    result = _manage("makemigrations", "--check", "--dry-run", **PRODUCTION)
+    assert result.returncode == 0, result.stdout + result.stderr
