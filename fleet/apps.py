@@ -11,6 +11,11 @@ class FleetConfig(AppConfig):
 
 
 def _ensure_schedules(**kwargs) -> None:
+    """After every migrate (and every test database flush): schedules and roles exist."""
+    from django.apps import apps
+
+    from fleet.roles import ensure_roles
     from fleet.tasks import ensure_schedules
 
     ensure_schedules()
+    ensure_roles(apps)

@@ -3,12 +3,7 @@
 from django.contrib.auth.management import create_permissions
 from django.db import migrations
 
-VIEW = ["view_worker", "view_lab", "view_collectionrun"]
-ROLES = {
-    "viewer": VIEW,
-    "operator": [*VIEW, "refresh_worker"],
-    "admin": None,  # every permission of the fleet app and of django-q2's task pages
-}
+from fleet.roles import ROLES, ensure_roles
 
 
 def create_roles(apps, schema_editor):
@@ -17,18 +12,7 @@ def create_roles(apps, schema_editor):
         app_config.models_module = True
         create_permissions(app_config, apps=apps, verbosity=0)
         app_config.models_module = None
-
-    Group = apps.get_model("auth", "Group")
-    Permission = apps.get_model("auth", "Permission")
-    for name, codenames in ROLES.items():
-        group, _ = Group.objects.get_or_create(name=name)
-        if codenames is None:
-            perms = Permission.objects.filter(content_type__app_label__in=["fleet", "django_q"])
-        else:
-            perms = Permission.objects.filter(
-                content_type__app_label="fleet", codename__in=codenames
-            )
-        group.permissions.add(*perms)
+    ensure_roles(apps)
 
 
 def remove_roles(apps, schema_editor):
