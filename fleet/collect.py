@@ -155,6 +155,7 @@ def _observe_cml(
             password=settings.CML_PASSWORD,
             verify_tls=settings.CML_VERIFY_TLS,
             read_labs=read_labs,
+            read_licence=read_labs,  # the licence changes rarely: full cycles only
             concurrency=settings.COLLECT_CONCURRENCY,
             request_timeout=settings.CML_REQUEST_TIMEOUT_SECONDS,
             worker_deadline=deadline or settings.CML_WORKER_DEADLINE_SECONDS,

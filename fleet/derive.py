@@ -128,8 +128,9 @@ def _from_cml(cml: CMLObservation) -> dict[str, Any]:
         "cml_ready": cml.ready,
     }
     if cml.ok:
+        if cml.license_state is not None:
+            fields["license_state"] = cml.license_state
         fields.update(
-            license_state=cml.license_state,
             cml_cpu_percent=_rounded(cml.cpu_percent),
             cml_memory_used=cml.memory_used,
             cml_memory_total=cml.memory_total,

@@ -231,3 +231,19 @@ def test_the_cycle_deadline_ends_the_cml_phase_for_workers_still_waiting(
     assert run.status == RunStatus.SUCCEEDED
     late = [e for e in run.errors.values() if "the cycle's deadline of 1s was reached" in e]
     assert 1 <= len(late) < len(up)
+
+
+def test_the_licence_is_read_by_full_cycles_only(fleet_workers, fleet_settings):
+    worker = running(fleet_settings, fleet_workers)[0]
+    sim = cml_of(fleet_settings, worker)
+    collect([worker.pk], kind="labs")
+    worker.refresh_from_db()
+    assert worker.license_state == "licensed"
+    sim.authorization_status = "OUT_OF_COMPLIANCE"
+    asked = sim.requests["/licensing"]
+    collect([worker.pk], kind="metrics")
+    worker.refresh_from_db()
+    assert worker.license_state == "licensed" and sim.requests["/licensing"] == asked
+    collect([worker.pk], kind="labs")
+    worker.refresh_from_db()
+    assert worker.license_state == "out_of_compliance"

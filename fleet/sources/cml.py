@@ -49,7 +49,7 @@ class CMLObservation:
     version: str = ""  # system_information.version
     ready: bool | None = None  # system_information.ready
     healthy: bool | None = None  # system_health.valid
-    license_state: str = "unknown"  # a fleet.models.LicenseState value, see cml_parse
+    license_state: str | None = "unknown"  # a LicenseState value (cml_parse); None: not read
     cpu_percent: float | None = None  # system_stats all.cpu.percent, 0-100
     memory_used: int | None = None  # bytes, all computes
     memory_total: int | None = None
@@ -84,6 +84,7 @@ async def observe_cml(
     password: str,
     verify_tls: bool,
     read_labs: bool,
+    read_licence: bool = True,
     concurrency: int = 50,
     request_timeout: float = 10.0,
     worker_deadline: float = 60.0,
@@ -96,6 +97,7 @@ async def observe_cml(
 
     `cycle_deadline` (seconds from now) bounds the whole call: workers still waiting for their
     turn, or still answering, when it passes get an error instead of holding up the cycle.
+    Without `read_licence` the licence is not asked for (it changes rarely) and comes back None.
     `on_worker_done` is called as each worker's observation ends (progress reporting).
     `tokens` (endpoint -> token) is read and updated in place, so callers can keep it across
     cycles. `transport` replaces the network (tests only).
@@ -125,7 +127,7 @@ async def observe_cml(
             worker_end = loop.time() + worker_deadline
             try:
                 async with asyncio.timeout_at(min(worker_end, cycle_end)):
-                    return await _observe_worker(api, read_labs)
+                    return await _observe_worker(api, read_labs, read_licence)
             except TimeoutError:
                 if worker_end <= cycle_end:
                     error = f"deadline of {worker_deadline:g}s exceeded"
@@ -154,7 +156,7 @@ def _tls_context(verify: bool) -> ssl.SSLContext:
     return context
 
 
-async def _observe_worker(api: _WorkerAPI, read_labs: bool) -> CMLObservation:
+async def _observe_worker(api: _WorkerAPI, read_labs: bool, read_licence: bool) -> CMLObservation:
     """system_information alongside authentication, then everything else at once."""
     version, ready = "", None
     auth = None if api.token else asyncio.create_task(api.authenticate())
@@ -178,24 +180,27 @@ async def _observe_worker(api: _WorkerAPI, read_labs: bool) -> CMLObservation:
     finally:
         _discard(auth)
 
-    calls = [api.get("/system_health"), api.get("/system_stats"), api.get("/licensing")]
+    calls = [api.get("/system_health"), api.get("/system_stats")]
+    if read_licence:
+        calls.append(api.get("/licensing"))
+    required = len(calls)
     if read_labs:
         calls.append(_read_labs(api))
     results = await asyncio.gather(*calls, return_exceptions=True)
     for result in results:
         if isinstance(result, BaseException) and not isinstance(result, CMLError):
             raise result
-    health, stats, licensing, *labs = (
-        None if isinstance(result, CMLError) else result for result in results
-    )
+    answers = [None if isinstance(result, CMLError) else result for result in results]
+    health, stats = answers[0], answers[1]
+    licensing = answers[2] if read_licence else None
     return CMLObservation(
-        ok=not any(isinstance(result, CMLError) for result in results[:3]),
+        ok=not any(isinstance(result, CMLError) for result in results[:required]),
         error="; ".join(str(result) for result in results if isinstance(result, CMLError)),
         version=version,
         ready=ready,
         healthy=parse_health(_dict(health)),
-        license_state=license_state(_dict(licensing)),
-        labs=labs[0] if labs else None,
+        license_state=license_state(_dict(licensing)) if read_licence else None,
+        labs=answers[required] if read_labs else None,
         **parse_stats(_dict(stats)),
     )
 
