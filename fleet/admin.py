@@ -2,11 +2,15 @@
 
 People set a worker's identity (name, region, instance id, CML endpoint); everything the
 collection observes is read-only here, so an admin edit never fights the next cycle.
+Edits and deletions go through the change log like every other change, in the same
+transaction, so the live pages hear of them.
 """
 
 from django.contrib import admin
+from django.db import transaction
 
-from fleet.models import CollectionRun, Lab, Worker
+from fleet.changelog import record_change, record_changes
+from fleet.models import ChangeKind, CollectionRun, Lab, Worker
 
 OBSERVED_WORKER_FIELDS = [
     "cml_endpoint",
@@ -111,6 +115,26 @@ class WorkerAdmin(admin.ModelAdmin):
         ),
     ]
 
+    def save_model(self, request, obj, form, change) -> None:
+        with transaction.atomic():
+            super().save_model(request, obj, form, change)
+            if not change:
+                record_change(obj.pk, ChangeKind.CREATED)
+            elif form.changed_data:
+                record_change(obj.pk, ChangeKind.UPDATED, form.changed_data)
+
+    def delete_model(self, request, obj) -> None:
+        pk = obj.pk
+        with transaction.atomic():
+            super().delete_model(request, obj)
+            record_change(pk, ChangeKind.DELETED)
+
+    def delete_queryset(self, request, queryset) -> None:
+        with transaction.atomic():
+            pks = list(queryset.values_list("pk", flat=True))
+            super().delete_queryset(request, queryset)
+            record_changes((pk, ChangeKind.DELETED, []) for pk in pks)
+
 
 @admin.register(Lab)
 class LabAdmin(admin.ModelAdmin):
@@ -122,6 +146,17 @@ class LabAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False  # labs come from CML; adding one here would be deleted by the next cycle
+
+    def delete_model(self, request, obj) -> None:
+        with transaction.atomic():
+            super().delete_model(request, obj)
+            record_change(obj.worker_id, ChangeKind.UPDATED, ["labs"])
+
+    def delete_queryset(self, request, queryset) -> None:
+        with transaction.atomic():
+            worker_ids = set(queryset.values_list("worker_id", flat=True))
+            super().delete_queryset(request, queryset)
+            record_changes((pk, ChangeKind.UPDATED, ["labs"]) for pk in sorted(worker_ids))
 
 
 @admin.register(CollectionRun)

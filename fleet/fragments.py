@@ -5,6 +5,8 @@ Fragments never depend on who is looking (actions a user may not take are hidden
 refused by the server), so the live feed renders each one once for every browser.
 """
 
+from collections.abc import Iterable
+
 from django.http import HttpRequest
 from django.template.loader import render_to_string
 
@@ -20,10 +22,84 @@ WORKER_FRAGMENTS = {
 }
 NEEDS_HISTORY = {"row", "history"}
 
+# The worker fields (and "labs", the worker's lab rows) each fragment shows: a change to a
+# field re-renders exactly these fragments. The history charts plot the samples taken of the
+# figures listed for them; each cycle that changes one of those also adds a sample.
+FRAGMENT_FIELDS = {
+    "row": {
+        "name",
+        "instance_id",
+        "region",
+        "status",
+        "instance_type",
+        "service_status",
+        "cpu_percent",
+        "memory_percent",
+        "disk_percent",
+        "labs_count",
+        "labs",
+        "last_polled_at",
+    },
+    "aws": {
+        "status",
+        "system_check",
+        "instance_check",
+        "instance_type",
+        "ami_id",
+        "public_ip",
+        "private_ip",
+        "cpu_percent",
+        "memory_percent",
+        "disk_percent",
+        "tags",
+    },
+    "cml": {
+        "service_status",
+        "cml_endpoint",
+        "cml_version",
+        "cml_ready",
+        "license_state",
+        "cml_cpu_percent",
+        "cml_memory_used",
+        "cml_memory_total",
+        "cml_disk_used",
+        "cml_disk_total",
+        "nodes_running",
+        "nodes_total",
+        "compute_hosts",
+        "last_polled_at",
+        "last_error",
+        "consecutive_failures",
+    },
+    "labs": {"labs", "labs_count", "labs_polled_at"},
+    "history": {
+        "cpu_percent",
+        "memory_percent",
+        "disk_percent",
+        "cml_cpu_percent",
+        "cml_memory_used",
+        "cml_memory_total",
+        "cml_disk_used",
+        "cml_disk_total",
+        "nodes_running",
+        "labs_count",
+    },
+}
+
 
 def event_name(worker_pk: int, fragment: str) -> str:
     """The SSE event (and `sse-swap` value) that carries one fragment of one worker."""
     return f"worker-{worker_pk}-{fragment}"
+
+
+def fragments_for(fields: Iterable[str]) -> set[str]:
+    """The fragments that show any of these changed fields. A field no fragment claims (or a
+    change that names no fields) re-renders them all: better a wasted render than a stale page."""
+    fields = set(fields)
+    claimed = {name for shown in FRAGMENT_FIELDS.values() for name in shown}
+    if not fields or fields - claimed:
+        return set(WORKER_FRAGMENTS)
+    return {fragment for fragment, shown in FRAGMENT_FIELDS.items() if fields & shown}
 
 
 def render_worker_fragment(

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from fleet import views, views_runs
+from fleet import live_stream, views, views_runs
 
 app_name = "fleet"
 
@@ -11,5 +11,6 @@ urlpatterns = [
     path("workers/refresh", views.fleet_refresh, name="fleet_refresh"),
     path("runs/", views_runs.run_list, name="run_list"),
     path("runs/<int:pk>/", views_runs.run_detail, name="run_detail"),
+    path("events/", live_stream.events, name="events"),
     path("healthz", views.healthz, name="healthz"),
 ]

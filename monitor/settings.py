@@ -1,6 +1,8 @@
 """Settings for CML Fleet Monitor, read from the environment (see README: Configuration)."""
 
+import os
 import re
+import tempfile
 from pathlib import Path
 
 import dj_database_url
@@ -79,7 +81,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Several processes (daphne, qcluster) share the file: wait for locks instead of failing,
     # and take the write lock at BEGIN so two writers never deadlock on an upgrade.
     # Tests that start daphne in a subprocess need the test database in a file they can open.
-    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / ".test-db.sqlite3")}
+    # One file per test run, so that two runs on one machine never share it.
+    DATABASES["default"]["TEST"] = {
+        "NAME": str(Path(tempfile.gettempdir()) / f"fleet-test-{os.getpid()}.sqlite3")
+    }
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
     )
@@ -122,7 +127,14 @@ STORAGES = {
     },
 }
 
-CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+# The live pages' layer: in-memory, one per web process (the change log, not the layer, carries
+# changes between processes). A stream's channel holds at most `capacity` messages; the layer
+# drops what a full channel cannot take, which is safe because every fragment carries full
+# state and the next one heals the page. One feed step can send a stream of 200 workers x 5
+# fragments + 2 fleet messages at once: the default of 100 would drop some of them.
+CHANNEL_LAYERS = {
+    "default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 1100}}
+}
 
 # Security: sensible for production behind a TLS-terminating proxy; relaxed only in DEBUG.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

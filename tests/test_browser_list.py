@@ -38,6 +38,14 @@ def test_filter_search_and_page_through_the_list(web, page, operator_login, flee
     assert page.locator("th[aria-sort=ascending]").inner_text().startswith("CPU")
 
 
+def test_a_worker_name_opens_its_page(web, page, operator_login, fleet_workers):
+    log_in(page, web, *operator_login)
+    worker = Worker.objects.get(instance_id=fleet_workers[0].instance_id)
+    page.click(f"#worker-{worker.pk}-row td:nth-child(2) a")
+    page.wait_for_url(f"{web}/workers/{worker.pk}/")
+    assert page.locator("h1").inner_text() == worker.name
+
+
 def test_slash_focuses_search(web, page, operator_login, fleet_workers):
     log_in(page, web, *operator_login)
     page.keyboard.press("/")

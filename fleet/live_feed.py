@@ -1,0 +1,206 @@
+"""The change feed: each web process reads the change log and sends every change's fresh
+fragments to the Channels groups of the browsers it serves (`fleet.live_stream`). A fragment's
+group has the name of its event, `worker-<pk>-<fragment>`: a page joins the groups of exactly
+the fragments it shows (the list its rows, a worker page its sections).
+
+The feed renders each fragment once, whatever the number of browsers showing it, and does its
+database work in one thread of its own, so a process holds one connection for its live pages,
+not one per browser. On PostgreSQL a `NOTIFY` (sent by `fleet.changelog` at commit) wakes it;
+it also polls about once a second, which is all it does on SQLite. Fragments carry full state,
+so a message dropped on the way is healed by the next one.
+"""
+
+import asyncio
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import psycopg
+from channels.layers import get_channel_layer
+from django.db import connection
+from django.db.models import Max, Q
+from django.template.loader import render_to_string
+
+from fleet.changelog import NOTIFY_CHANNEL
+from fleet.fragments import NEEDS_HISTORY, event_name, fragments_for, render_worker_fragment
+from fleet.history import attach_history
+from fleet.models import FLEET_CHANGE, Change, ChangeKind, CollectionRun, Worker
+
+log = logging.getLogger(__name__)
+
+FLEET_GROUP = "fleet"  # every stream: cycle progress, workers added or removed
+PROGRESS_EVENT = "fleet-progress"
+FLEET_CHANGED_EVENT = "fleet-changed"
+POLL_SECONDS = 1.0
+RESTART_SECONDS = 1.0
+START_TIMEOUT_SECONDS = 10.0
+# On PostgreSQL ids are taken at insert but become visible at commit, so a lower id can appear
+# after a higher one (two transactions at once). Ids skipped over are looked for again for
+# this long; after it they were rolled back.
+GAP_SECONDS = 10.0
+
+Message = dict  # {"type", "event", "id", "html"}: one fragment for one group
+
+
+def render_changes(changes: list[Change]) -> list[tuple[str, Message]]:
+    """(group, message) pairs for these change rows: each affected fragment of each worker
+    rendered once (in a fixed number of queries), carrying the id of the newest change behind
+    it; one progress message and one "workers added or removed" message at most."""
+    wanted: dict[int, tuple[int, set[str]]] = {}  # worker pk → (newest change id, fragments)
+    progress_id = fleet_changed_id = None
+    for change in changes:
+        if change.worker_id == FLEET_CHANGE:
+            progress_id = change.id
+        elif change.kind in (ChangeKind.CREATED, ChangeKind.DELETED):
+            fleet_changed_id = change.id
+        else:
+            _, fragments = wanted.get(change.worker_id, (0, set()))
+            wanted[change.worker_id] = (change.id, fragments | fragments_for(change.fields))
+
+    workers = list(Worker.objects.filter(pk__in=wanted).prefetch_related("labs"))
+    attach_history([w for w in workers if wanted[w.pk][1] & NEEDS_HISTORY])
+    out = []
+    for worker in workers:
+        change_id, fragments = wanted[worker.pk]
+        for fragment in sorted(fragments):
+            html = render_worker_fragment(worker, fragment)
+            event = event_name(worker.pk, fragment)
+            out.append((event, _message(event, change_id, html)))
+    if progress_id is not None:
+        run = CollectionRun.objects.latest_full()
+        html = render_to_string("fleet/partials/run_progress.html", {"run": run})
+        out.append((FLEET_GROUP, _message(PROGRESS_EVENT, progress_id, html)))
+    if fleet_changed_id is not None:
+        html = render_to_string("fleet/partials/fleet_changed.html")
+        out.append((FLEET_GROUP, _message(FLEET_CHANGED_EVENT, fleet_changed_id, html)))
+    return sorted(out, key=lambda pair: pair[1]["id"])
+
+
+def _message(event: str, change_id: int, html: str) -> Message:
+    return {"type": "fleet.fragment", "event": event, "id": change_id, "html": html}
+
+
+class ChangeFeed:
+    """Reads new change-log rows and sends their fragments to the groups of this process.
+
+    The one process-level object of the live pages (see `start_feed`): one reader of the log,
+    one database connection and one render per change for the whole process.
+    """
+
+    def __init__(self, layer=None, poll_seconds: float | None = None) -> None:
+        self.layer = layer or get_channel_layer()
+        self.poll_seconds = poll_seconds or POLL_SECONDS
+        self.last_id: int | None = None  # None until the first step reads where the log ends
+        self.gaps: dict[int, float] = {}  # ids skipped over → when first missed
+        self.positioned = asyncio.Event()
+        self.listening = asyncio.Event()  # LISTEN is in place (PostgreSQL)
+        self.task: asyncio.Task | None = None
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="change-feed")
+
+    async def start(self) -> None:
+        """Run the feed in the current event loop unless it runs already; return once it knows
+        where the log ends, so that every change committed from now on reaches the groups."""
+        if self.task is None or self.task.done():
+            self.task = asyncio.create_task(self.run(), name="change feed")
+        try:
+            await asyncio.wait_for(self.positioned.wait(), START_TIMEOUT_SECONDS)
+        except TimeoutError:
+            log.warning("change feed not ready after %s s; streaming anyway", START_TIMEOUT_SECONDS)
+
+    async def run(self) -> None:
+        """Step on every wake-up, forever; log a failure and start again."""
+        while True:
+            try:
+                if connection.vendor == "postgresql":
+                    await self._listen()
+                else:
+                    await self._poll()
+            except Exception:
+                log.exception("change feed failed; restarting in %s s", RESTART_SECONDS)
+                await asyncio.sleep(RESTART_SECONDS)
+
+    async def _poll(self) -> None:
+        while True:
+            await self.step()
+            await asyncio.sleep(self.poll_seconds)
+
+    async def _listen(self) -> None:
+        params = connection.get_connection_params()
+        for django_only in ("cursor_factory", "context"):
+            params.pop(django_only, None)
+        async with await psycopg.AsyncConnection.connect(**params, autocommit=True) as listener:
+            await listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
+            self.listening.set()
+            try:
+                while True:
+                    await self.step()
+                    # Wake on the next NOTIFY, or after poll_seconds as a safety net.
+                    async for _ in listener.notifies(timeout=self.poll_seconds, stop_after=1):
+                        pass
+            finally:
+                self.listening.clear()
+
+    async def step(self) -> int:
+        """Read the changes committed since the last step and send their fragments; return
+        the number of messages sent. The first step only notes where the log ends."""
+        loop = asyncio.get_running_loop()
+        messages = await loop.run_in_executor(self._thread, self._read)
+        self.positioned.set()
+        for group, message in messages:
+            await self.layer.group_send(group, message)
+        return len(messages)
+
+    def close(self) -> None:
+        """Close the feed thread's database connection and end the thread (tests)."""
+        self._thread.submit(_close_connection).result()
+        self._thread.shutdown()
+
+    def _read(self) -> list[tuple[str, Message]]:
+        """In the feed's thread: the new rows, rendered."""
+        try:
+            if self.last_id is None:
+                self.last_id = Change.objects.aggregate(top=Max("id"))["top"] or 0
+                return []
+            new_or_late = Q(id__gt=self.last_id) | Q(id__in=list(self.gaps))
+            changes = list(Change.objects.filter(new_or_late).order_by("id"))
+            messages = render_changes(changes) if changes else []
+        except Exception:
+            connection.close()  # a broken connection is replaced; the next step reads again
+            raise
+        self._advance([change.id for change in changes])
+        return messages
+
+    def _advance(self, ids: list[int]) -> None:
+        now = time.monotonic()
+        seen = set(ids)
+        top = max(seen | {self.last_id})
+        for change_id in range(self.last_id + 1, top):
+            if change_id not in seen:
+                self.gaps[change_id] = now
+        self.gaps = {
+            change_id: since
+            for change_id, since in self.gaps.items()
+            if change_id not in seen and now - since < GAP_SECONDS
+        }
+        self.last_id = top
+
+
+def _close_connection() -> None:
+    connection.close()  # the connection of the thread this runs in
+
+
+_feed: ChangeFeed | None = None
+
+
+async def start_feed() -> ChangeFeed:
+    """This process's change feed, started by the first SSE connection.
+
+    A lazily created per-process object, and the only one of the live pages: the feed must run
+    in the server's event loop, which exists only once a request arrives, and exactly once per
+    process, so that each change is read and rendered once however many browsers listen.
+    """
+    global _feed
+    if _feed is None:
+        _feed = ChangeFeed()
+    await _feed.start()
+    return _feed

@@ -1,0 +1,123 @@
+"""Live pages in a real browser: a committed change reaches exactly the pages that show it."""
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from django.db import connection
+
+from fleet import collect as collection
+from fleet.models import Worker
+from tests.browser_fixtures import free_port, log_in, server_user, start_daphne, stop
+from tests.fleet_fixtures import cml_of, running
+
+pytestmark = pytest.mark.browser
+
+# Recorded before the swap: after an outerHTML swap the element has left the document, so its
+# htmx:sseMessage no longer bubbles up to it.
+RECORD_SSE = """
+window.sseEvents = [];
+document.addEventListener("htmx:sseBeforeMessage", (e) => window.sseEvents.push(e.detail.type));
+document.addEventListener("htmx:sseOpen", () => (window.sseOpened = (window.sseOpened || 0) + 1));
+"""
+
+
+def collect(*args, **kwargs):
+    """Run a cycle in a thread of its own: Playwright's event loop occupies this one."""
+
+    def run():
+        try:
+            return collection.collect(*args, **kwargs)
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(run).result()
+
+
+def _wait_until_streaming(page):
+    page.wait_for_function("window.sseOpened >= 1")
+
+
+def test_a_row_changes_without_reloading(web, page, fleet_workers, fleet_settings):
+    collect()
+    bad = Worker.objects.get(pk=running(fleet_settings, fleet_workers)[0].pk)
+    page.add_init_script(RECORD_SSE)
+    log_in(page, web, *server_user("vera", "viewer"))
+    _wait_until_streaming(page)
+    page.evaluate("window.sameDocument = true")
+    row = page.locator(f"#worker-{bad.pk}-row")
+    assert "Available" in row.inner_text()
+
+    cml_of(fleet_settings, bad).http_500 = True
+    collect()
+    page.wait_for_function(
+        f"document.querySelector('#worker-{bad.pk}-row').innerText.includes('Unavailable')",
+        timeout=15000,
+    )
+    assert page.evaluate("window.sameDocument") is True  # swapped in place, never reloaded
+    page.wait_for_function("document.querySelector('#fleet-progress').innerText.includes('Last')")
+
+
+def test_two_pages_each_receive_only_their_own_workers_events(
+    web, chromium, fleet_workers, fleet_settings
+):
+    collect()
+    first, second = running(fleet_settings, fleet_workers)[:2]
+    credentials = server_user("vera", "viewer")
+    pages = {}
+    for worker in (first, second):
+        page = chromium.new_context().new_page()
+        page.add_init_script(RECORD_SSE)
+        log_in(page, web, *credentials)
+        page.goto(f"{web}/workers/{worker.pk}/")
+        _wait_until_streaming(page)
+        pages[worker.pk] = page
+    try:
+        for worker in (first, second):
+            cml_of(fleet_settings, worker).not_ready = True
+            collect([worker.pk])
+        for worker in (first, second):
+            pages[worker.pk].wait_for_function(
+                f"document.querySelector('#worker-{worker.pk}-cml').innerText"
+                ".includes('Unavailable')",
+                timeout=15000,
+            )
+        for pk, page in pages.items():
+            events = page.evaluate("window.sseEvents")
+            assert any(event.startswith(f"worker-{pk}-") for event in events), events
+            assert all(
+                event.startswith(f"worker-{pk}-") or event.startswith("fleet-") for event in events
+            ), events
+    finally:
+        for page in pages.values():
+            page.context.close()
+
+
+def test_a_page_catches_up_after_the_server_restarts(
+    transactional_db, page, fleet_workers, fleet_settings, static_root
+):
+    collect()
+    worker = running(fleet_settings, fleet_workers)[0]
+    port = free_port()
+    env = {**fleet_settings.environment(), "STATIC_ROOT": static_root}
+    server = start_daphne(port, env)
+    web = f"http://127.0.0.1:{port}"
+    try:
+        page.add_init_script(RECORD_SSE)
+        log_in(page, web, *server_user("vera", "viewer"))
+        _wait_until_streaming(page)
+        page.evaluate("window.sameDocument = true")
+        stop(server)  # the stream drops; the browser retries every 3 s
+
+        cml_of(fleet_settings, worker).http_500 = True
+        collect([worker.pk])  # committed while no server was there to hear it
+
+        server = start_daphne(port, env)
+        page.wait_for_function(
+            f"document.querySelector('#worker-{worker.pk}-row').innerText.includes('Unavailable')",
+            timeout=20000,
+        )
+        assert page.evaluate("window.sseOpened") >= 2
+        assert page.evaluate("window.sameDocument") is True
+    finally:
+        stop(server)
