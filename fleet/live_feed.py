@@ -32,6 +32,7 @@ FLEET_GROUP = "fleet"  # every stream: cycle progress, workers added or removed
 PROGRESS_EVENT = "fleet-progress"
 FLEET_CHANGED_EVENT = "fleet-changed"
 POLL_SECONDS = 1.0
+OPENINGS_AT_ONCE = 8
 RESTART_SECONDS = 1.0
 START_TIMEOUT_SECONDS = 10.0
 # On PostgreSQL ids are taken at insert but become visible at commit, so a lower id can appear
@@ -96,6 +97,9 @@ class ChangeFeed:
         self.listening = asyncio.Event()  # LISTEN is in place (PostgreSQL)
         self.task: asyncio.Task | None = None
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="change-feed")
+        # Streams opening at once (a server restart reconnects every page) take turns at their
+        # short database work, so a process never needs more than this many connections for it.
+        self.openings = asyncio.Semaphore(OPENINGS_AT_ONCE)
 
     async def start(self) -> None:
         """Run the feed in the current event loop unless it runs already; return once it knows

@@ -16,6 +16,7 @@ a stalled connection has not read waits in its socket buffer, for at most one st
 """
 
 import asyncio
+import contextlib
 import logging
 import re
 
@@ -73,26 +74,43 @@ def sse_event(message: Message) -> str:
 @require_GET
 @login_not_required  # a stream answers 403 itself: a redirect to the login page is no use here
 async def events(request: HttpRequest) -> HttpResponse:
-    user = await request.auser()
-    if not user.is_authenticated:
-        return _refuse(403, "Log in to follow live updates.")
-    if not await user.ahas_perm("fleet.view_worker"):
-        return _refuse(403, "You may not view workers.")
+    feed = await start_feed()
+    async with feed.openings:
+        refusal = await sync_to_async(_refusal)(request)
+    if refusal:
+        return _refuse(*refusal)
     try:
         ids = parse_worker_ids(request.GET.get("workers"))
         fragments = parse_fragments(request.GET.get("fragments"))
     except ValueError as error:
         return _refuse(400, str(error))
     groups = [event_name(pk, fragment) for pk in ids for fragment in fragments]
-    await start_feed()
-    body = stream([*groups, FLEET_GROUP], ids, _last_event_id(request))
+    body = stream([*groups, FLEET_GROUP], ids, _last_event_id(request), feed.openings)
     response = StreamingHttpResponse(body, content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"  # nginx: pass each event on at once
     return response
 
 
-async def stream(groups: list[str], ids: list[int], last_id: int | None):
+def _refusal(request: HttpRequest) -> tuple[int, str] | None:
+    """In the request's thread: why this user may not follow workers, if they may not. Closes
+    the thread's database connection, which the stream must not hold."""
+    try:
+        if not request.user.is_authenticated:
+            return 403, "Log in to follow live updates."
+        if not request.user.has_perm("fleet.view_worker"):
+            return 403, "You may not view workers."
+        return None
+    finally:
+        connection.close()
+
+
+async def stream(
+    groups: list[str],
+    ids: list[int],
+    last_id: int | None,
+    openings: asyncio.Semaphore | None = None,
+):
     """The body of the stream: join the groups, then send what was missed, then each message
     as it comes, with a keep-alive comment when there is none for a while."""
     layer = get_channel_layer()
@@ -104,7 +122,9 @@ async def stream(groups: list[str], ids: list[int], last_id: int | None):
             await layer.group_add(group, channel)
         yield f"retry: {RETRY_MILLISECONDS}\n\n"
         # After joining: a change committed from here on comes through the channel too.
-        for text in await sync_to_async(_opening)(groups, ids, last_id):
+        async with openings or contextlib.nullcontext():
+            opening = await sync_to_async(_opening)(groups, ids, last_id)
+        for text in opening:
             yield text
         while (left := ends_at - loop.time()) > 0:
             try:
