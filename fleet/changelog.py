@@ -4,6 +4,7 @@ transaction, and on PostgreSQL wakes the web processes' change feeds with a NOTI
 from collections.abc import Iterable
 
 from django.db import connection
+from django.db.models import Max
 
 from fleet.models import Change, ChangeKind
 
@@ -25,3 +26,9 @@ def record_changes(entries: Iterable[tuple[int, str, list[str]]]) -> list[Change
 
 def record_change(worker_id: int, kind: str = ChangeKind.UPDATED, fields=()) -> None:
     record_changes([(worker_id, kind, list(fields))])
+
+
+def log_position() -> int:
+    """The id of the newest change-log row: a page rendered now is current up to here, and its
+    stream starts from here, so nothing committed in between is missed."""
+    return Change.objects.aggregate(top=Max("id"))["top"] or 0

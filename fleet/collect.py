@@ -11,12 +11,22 @@ from collections.abc import Callable, Iterable
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import DatabaseError
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 
+from fleet.changelog import record_change
 from fleet.derive import WorkerObservation, cml_endpoint, derive_changes, derive_lab_changes
 from fleet.locks import exclusive
-from fleet.models import CollectionRun, Lab, RunKind, RunStatus, RunTrigger, Worker, WorkerStatus
+from fleet.models import (
+    FLEET_CHANGE,
+    CollectionRun,
+    Lab,
+    RunKind,
+    RunStatus,
+    RunTrigger,
+    Worker,
+    WorkerStatus,
+)
 from fleet.persist import CycleResult, persist
 from fleet.progress import ProgressReporter
 from fleet.sources.aws import AwsReader
@@ -86,9 +96,13 @@ def _collect(
         persist(run, workers, result, timezone.now())
     except DatabaseError as error:
         log.exception("collection run %s failed", run.pk)
-        CollectionRun.objects.filter(pk=run.pk).update(
-            status=RunStatus.FAILED, finished_at=timezone.now(), message=f"Database error: {error}"
-        )
+        with transaction.atomic():
+            CollectionRun.objects.filter(pk=run.pk).update(
+                status=RunStatus.FAILED,
+                finished_at=timezone.now(),
+                message=f"Database error: {error}",
+            )
+            record_change(FLEET_CHANGE, fields=["run"])
         run.refresh_from_db()
     return run
 

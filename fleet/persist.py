@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from fleet.changelog import record_changes
 from fleet.derive import LAB_FIELDS
-from fleet.models import ChangeKind, CollectionRun, Lab, RunStatus, Sample, Worker
+from fleet.models import FLEET_CHANGE, ChangeKind, CollectionRun, Lab, RunStatus, Sample, Worker
 
 BATCH_SIZE = 500
 
@@ -60,9 +60,12 @@ def persist(run: CollectionRun, workers: list[Worker], result: CycleResult, now:
         if result.lab_deletes:
             Lab.objects.filter(pk__in=result.lab_deletes).delete()
         record_changes(
-            (pk, ChangeKind.UPDATED, _logged_fields(result, pk))
-            for pk in sorted(set(result.changes) | result.labs_changed)
-            if result.changes.get(pk) or pk in result.labs_changed
+            [(FLEET_CHANGE, ChangeKind.UPDATED, ["run"])]  # the progress line: finished
+            + [
+                (pk, ChangeKind.UPDATED, _logged_fields(result, pk))
+                for pk in sorted(set(result.changes) | result.labs_changed)
+                if result.changes.get(pk) or pk in result.labs_changed
+            ]
         )
         run.status = RunStatus.SUCCEEDED
         run.finished_at = timezone.now()

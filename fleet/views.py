@@ -12,6 +12,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 from django_q.tasks import async_task
 
+from fleet.changelog import log_position
 from fleet.collect import collect
 from fleet.csv_export import workers_csv
 from fleet.fragments import render_worker_fragments
@@ -41,6 +42,7 @@ def worker_list(request: HttpRequest) -> HttpResponse:
         "page": page,
         "stats": fleet_stats(),
         "latest_run": CollectionRun.objects.latest_full(),
+        "log_position": log_position(),
         "regions": settings.AWS_REGIONS,
         "statuses": WorkerStatus.choices,
         "services": ServiceStatus.choices,
@@ -56,7 +58,11 @@ def worker_list(request: HttpRequest) -> HttpResponse:
 def worker_detail(request: HttpRequest, pk: int) -> HttpResponse:
     worker = get_object_or_404(Worker.objects.prefetch_related("labs"), pk=pk)
     attach_history([worker])
-    context = {"worker": worker, "next_cycle_at": next_metrics_cycle_at()}
+    context = {
+        "worker": worker,
+        "next_cycle_at": next_metrics_cycle_at(),
+        "log_position": log_position(),
+    }
     return render(request, "fleet/worker_detail.html", context)
 
 

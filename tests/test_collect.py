@@ -8,7 +8,7 @@ from django.test.utils import CaptureQueriesContext
 
 from fleet.collect import FLEET_LOCK, collect
 from fleet.locks import exclusive
-from fleet.models import Change, CollectionRun, Lab, RunStatus, Worker
+from fleet.models import FLEET_CHANGE, Change, CollectionRun, Lab, RunStatus, Worker
 from tests.fleet_fixtures import cml_of, running
 
 
@@ -42,11 +42,12 @@ def test_a_cycle_observes_every_worker_and_saves_what_it_saw(fleet_workers, flee
 
 def test_an_unchanged_fleet_writes_no_worker_and_logs_no_change(fleet_workers, fleet_settings):
     collect(kind="labs")
-    changes = Change.objects.count()
+    worker_changes = Change.objects.exclude(worker_id=FLEET_CHANGE)
+    changes = worker_changes.count()
     with CaptureQueriesContext(connection) as queries:
         run = collect(kind="labs")
     assert run.workers_changed == 0
-    assert Change.objects.count() == changes
+    assert worker_changes.count() == changes
     writes = [
         q["sql"] for q in queries if q["sql"].startswith("UPDATE") and "fleet_worker" in q["sql"]
     ]
@@ -189,7 +190,8 @@ def test_a_database_error_writes_nothing_and_marks_the_run_failed(
     monkeypatch.setattr(Lab.objects, "bulk_create", broken)
     run = collect(kind="labs")
     assert run.status == RunStatus.FAILED and "disk full" in run.message
-    assert not Change.objects.exists()
+    assert not Change.objects.exclude(worker_id=FLEET_CHANGE).exists()
+    assert Change.objects.filter(worker_id=FLEET_CHANGE).count() == 1  # the progress line's end
     assert not Worker.objects.exclude(status="unknown").exists()
     assert not Worker.objects.filter(last_polled_at__isnull=False).exists()
 

@@ -67,3 +67,15 @@ def test_the_worker_page_links_the_cml_ui_and_counts_down_to_the_next_cycle(logg
     html = logged_in.get(f"/workers/{worker.pk}/").content.decode()
     assert 'href="https://3.3.3.3/"' in html and "Open the CML UI" in html
     assert "<time data-countdown" in html  # migrate made the metrics schedule
+
+
+def test_pages_start_their_stream_where_the_page_was_rendered(logged_in, worker):
+    from fleet.changelog import record_change
+
+    record_change(worker.pk, fields=["status"])
+    from fleet.models import Change
+
+    top = Change.objects.latest("id").pk
+    for url in ["/", f"/workers/{worker.pk}/"]:
+        html = logged_in.get(url).content.decode()
+        assert f"last_event_id={top}" in html
