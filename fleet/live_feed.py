@@ -25,6 +25,7 @@ from fleet.changelog import NOTIFY_CHANNEL
 from fleet.fragments import NEEDS_HISTORY, event_name, fragments_for, render_worker_fragment
 from fleet.history import attach_history
 from fleet.models import FLEET_CHANGE, Change, ChangeKind, CollectionRun, Worker
+from fleet.worker_list import fleet_stats
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,8 @@ def render_changes(changes: list[Change]) -> list[tuple[str, Message]]:
             out.append((event, _message(event, change_id, html)))
     if progress_id is not None:
         run = CollectionRun.objects.latest_full()
-        html = render_to_string("fleet/partials/run_progress.html", {"run": run})
+        stats = fleet_stats()  # the stat cards ride with the progress line
+        html = render_to_string("fleet/partials/run_progress.html", {"run": run, "stats": stats})
         out.append((FLEET_GROUP, _message(PROGRESS_EVENT, progress_id, html)))
     if fleet_changed_id is not None:
         html = render_to_string("fleet/partials/fleet_changed.html")

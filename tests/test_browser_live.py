@@ -54,6 +54,8 @@ def test_a_row_changes_without_reloading(web, page, fleet_workers, fleet_setting
         f"document.querySelector('#worker-{bad.pk}-row').innerText.includes('Unavailable')",
         timeout=15000,
     )
+    # The run's end moves the progress line, and the stat cards with it.
+    page.wait_for_function("document.querySelector('#fleet-stats .stat.bad') !== null")
     assert page.evaluate("window.sameDocument") is True  # swapped in place, never reloaded
     page.wait_for_function("document.querySelector('#fleet-progress').innerText.includes('Last')")
 

@@ -302,7 +302,8 @@ def test_the_list_page_opens_one_stream_for_the_rows_on_screen(client, viewer):
     (url,) = re.findall(r'sse-connect="([^"]+)"', html)
     shown = re.findall(r'<tr id="worker-(\d+)-row" sse-swap="worker-\1-row"', html)
     assert len(shown) == 50  # the first page
-    assert url == "/events/?fragments=row&amp;workers=" + ",".join(shown)
+    # ... starting from the log position the page was rendered at (0: an empty log).
+    assert url == "/events/?fragments=row&amp;workers=" + ",".join(shown) + "&amp;last_event_id=0"
     assert 'sse-swap="fleet-changed"' in html and 'sse-swap="fleet-progress"' in html
 
 
@@ -310,7 +311,9 @@ def test_the_worker_page_opens_one_stream_for_its_sections(client, viewer, worke
     client.force_login(viewer)
     html = client.get(f"/workers/{worker.pk}/").content.decode()
     (url,) = re.findall(r'sse-connect="([^"]+)"', html)
-    assert url == f"/events/?fragments=aws,cml,history,labs&amp;workers={worker.pk}"
+    assert url == (
+        f"/events/?fragments=aws,cml,history,labs&amp;workers={worker.pk}&amp;last_event_id=0"
+    )
     for fragment in ("aws", "cml", "history", "labs"):
         assert f'sse-swap="worker-{worker.pk}-{fragment}"' in html
 
