@@ -4,6 +4,7 @@ import os
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -70,6 +71,9 @@ def test_demo_serves_the_fleet_and_ctrl_c_stops_everything(tmp_path):
         assert page.status_code == 200
         assert len(re.findall(r'id="worker-\d+-row"', page.text)) == 6
         assert len(_processes_with_env(database)) >= 3  # demo, daphne, qcluster (+ its workers)
+        with sqlite3.connect(tmp_path / "demo.sqlite3") as db:
+            minutes = dict(db.execute("SELECT name, minutes FROM django_q_schedule"))
+        assert minutes["fleet: collect metrics"] == 1 and minutes["fleet: collect labs"] == 2
     finally:
         demo.send_signal(signal.SIGINT)
         demo.communicate(timeout=30)

@@ -4,7 +4,6 @@ import subprocess
 import threading
 
 from django.contrib.auth.models import Group, User
-from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from fleet.simulator.fleet import SimulatedFleet
@@ -29,9 +28,6 @@ class Command(BaseCommand):
         if workers < 1:
             raise CommandError("--workers must be at least 1")
         _check_port_free(port)
-        call_command("migrate", interactive=False, verbosity=0)
-        self._demo_user()
-
         fleet = SimulatedFleet(workers=workers)
         fleet.start()
         stop_drift = threading.Event()
@@ -43,6 +39,9 @@ class Command(BaseCommand):
                 "POLL_INTERVAL_SECONDS": "60",
                 "LABS_INTERVAL_SECONDS": "120",
             }
+            # migrate with the demo's settings: it writes the schedules from the intervals.
+            subprocess.run(manage("migrate", "--noinput", "-v0"), env=env, check=True)
+            self._demo_user()
             for region in sorted({instance.region for instance in fleet.instances}):
                 subprocess.run(manage("import_workers", "--region", region), env=env, check=True)
             threading.Thread(
