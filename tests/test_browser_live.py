@@ -123,3 +123,55 @@ def test_a_page_catches_up_after_the_server_restarts(
         assert page.evaluate("window.sameDocument") is True
     finally:
         stop(server)
+
+
+def test_the_live_connection_follows_the_rows_on_screen(web, page, fleet_workers, fleet_settings):
+    collect()
+    first, second = running(fleet_settings, fleet_workers)[:2]
+    first, second = Worker.objects.get(pk=first.pk), Worker.objects.get(pk=second.pk)
+    page.add_init_script(RECORD_SSE)
+    log_in(page, web, *server_user("vera", "viewer"))
+    _wait_until_streaming(page)
+    page.fill("#search", second.instance_id)
+    page.wait_for_function("document.querySelectorAll('tr[id$=-row]').length === 1")
+    page.wait_for_function("window.sseOpened >= 2")  # a new stream for the new rows
+    url = page.get_attribute("#worker-table", "sse-connect")
+    assert f"workers={second.pk}&" in url
+
+    page.evaluate("window.sseEvents = []")
+    for worker in (first, second):
+        cml_of(fleet_settings, worker).http_500 = True
+    collect([first.pk, second.pk])
+    page.wait_for_function(
+        f"document.querySelector('#worker-{second.pk}-row').innerText.includes('Unavailable')",
+        timeout=15000,
+    )
+    events = page.evaluate("window.sseEvents")
+    assert f"worker-{second.pk}-row" in events
+    assert f"worker-{first.pk}-row" not in events  # no longer on screen, no longer sent
+
+
+def test_a_cycles_progress_bar_fills_and_completes(
+    web, page, fleet_workers, fleet_settings, settings
+):
+    settings.COLLECT_CONCURRENCY = 1
+    for worker in running(fleet_settings, fleet_workers):
+        cml_of(fleet_settings, worker).latency_ms = 400
+    log_in(page, web, *server_user("vera", "viewer"))
+    page.add_init_script(RECORD_SSE)
+    page.reload()
+    _wait_until_streaming(page)
+    with ThreadPoolExecutor(1) as pool:
+        cycle = pool.submit(collect)
+        page.wait_for_selector("#cycle-progress", timeout=15000)
+        seen = {page.get_attribute("#cycle-progress", "value")}
+        while not cycle.done():
+            if page.locator("#cycle-progress").count():
+                seen.add(page.get_attribute("#cycle-progress", "value"))
+            page.wait_for_timeout(200)
+        cycle.result()
+    page.wait_for_function(
+        "document.querySelector('#fleet-progress').innerText.includes('Last cycle succeeded')",
+        timeout=15000,
+    )
+    assert len(seen - {None}) >= 2  # it moved while the cycle ran
