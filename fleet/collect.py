@@ -21,6 +21,7 @@ from fleet.models import (
     FLEET_CHANGE,
     CollectionRun,
     Lab,
+    LicenseState,
     RunKind,
     RunStatus,
     RunTrigger,
@@ -146,7 +147,14 @@ def observe(
     if on_worker_done:  # the workers CML will not be asked about are done already
         for _ in range(len(workers) - len(targets)):
             on_worker_done()
-    cml_seen = _observe_cml(targets, read_labs, deadline, on_worker_done) if targets else {}
+    # The licence changes rarely: full cycles read it, and any cycle where a worker's is unknown.
+    asked = {target.key for target in targets}
+    read_licence = read_labs or any(
+        w.license_state == LicenseState.UNKNOWN for w in workers if w.pk in asked
+    )
+    cml_seen = (
+        _observe_cml(targets, read_labs, read_licence, deadline, on_worker_done) if targets else {}
+    )
     seen = {
         pk: WorkerObservation(aws=obs.aws, aws_error=obs.aws_error, cml=cml_seen.get(pk))
         for pk, obs in aws_seen.items()
@@ -157,6 +165,7 @@ def observe(
 def _observe_cml(
     targets: list[CMLTarget],
     read_labs: bool,
+    read_licence: bool,
     deadline: float | None,
     on_worker_done: Callable[[], None] | None,
 ) -> dict:
@@ -169,7 +178,7 @@ def _observe_cml(
             password=settings.CML_PASSWORD,
             verify_tls=settings.CML_VERIFY_TLS,
             read_labs=read_labs,
-            read_licence=read_labs,  # the licence changes rarely: full cycles only
+            read_licence=read_licence,
             concurrency=settings.COLLECT_CONCURRENCY,
             request_timeout=settings.CML_REQUEST_TIMEOUT_SECONDS,
             worker_deadline=deadline or settings.CML_WORKER_DEADLINE_SECONDS,

@@ -235,10 +235,10 @@ def test_the_cycle_deadline_ends_the_cml_phase_for_workers_still_waiting(
     assert 1 <= len(late) < len(up)
 
 
-def test_the_licence_is_read_by_full_cycles_only(fleet_workers, fleet_settings):
+def test_the_licence_is_read_by_full_cycles_and_while_unknown(fleet_workers, fleet_settings):
     worker = running(fleet_settings, fleet_workers)[0]
     sim = cml_of(fleet_settings, worker)
-    collect([worker.pk], kind="labs")
+    collect([worker.pk], kind="metrics")  # unknown so far: read even by a metrics cycle
     worker.refresh_from_db()
     assert worker.license_state == "licensed"
     sim.authorization_status = "OUT_OF_COMPLIANCE"
