@@ -85,17 +85,10 @@ def session_cookie() -> str:
 
 
 def start_daphne(port: int) -> subprocess.Popen:
+    from fleet.supervise import daphne
+
     return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "daphne",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "monitor.asgi:application",
-        ],
+        daphne("127.0.0.1", port),
         cwd=ROOT,
         env=dict(os.environ),
         stdout=subprocess.DEVNULL,

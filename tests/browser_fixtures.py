@@ -13,6 +13,8 @@ from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from django.contrib.auth.models import Group, User
 from django.db import connection
 
+from fleet.supervise import daphne
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,16 +38,7 @@ def start_daphne(port: int, extra_env: dict[str, str] | None = None) -> subproce
     env = {**os.environ, "DATABASE_URL": database_url(), **(extra_env or {})}
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)  # the server keeps Django's async-safety checks
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "daphne",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "monitor.asgi:application",
-        ],
+        daphne("127.0.0.1", port),
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
