@@ -61,7 +61,9 @@ def collect(
     """
     if worker_ids is not None:
         return _collect(list(worker_ids), kind, trigger, worker_deadline)
-    with exclusive(FLEET_LOCK) as held:
+    # A cycle due while another runs (the labs and metrics schedules often fall due together)
+    # waits a little for it; a cycle still running after that is overlapping: skip this one.
+    with exclusive(FLEET_LOCK, wait=settings.COLLECT_LOCK_WAIT_SECONDS) as held:
         if not held:
             now = timezone.now()
             return CollectionRun.objects.create(

@@ -1,5 +1,6 @@
 """One collection at a time across every process and machine that shares the database."""
 
+import time
 import uuid
 import zlib
 from collections.abc import Iterator
@@ -11,29 +12,43 @@ from django.db import connection
 # Where no advisory locks exist (SQLite), a cache key stands in; it expires so that a process
 # killed mid-cycle cannot block collection for ever.
 CACHE_LOCK_SECONDS = 15 * 60
+RETRY_SECONDS = 0.5
 
 
 @contextmanager
-def exclusive(name: str) -> Iterator[bool]:
-    """Try to take the lock `name` without waiting; yield whether we hold it."""
-    if connection.vendor == "postgresql":
-        key = zlib.crc32(name.encode())
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
-            held = cursor.fetchone()[0]
-        try:
-            yield held
-        finally:
-            if held:
-                with connection.cursor() as cursor:
-                    cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
-        return
-
-    cache_key = f"lock:{name}"
-    token = uuid.uuid4().hex
-    held = cache.add(cache_key, token, timeout=CACHE_LOCK_SECONDS)
+def exclusive(name: str, wait: float = 0) -> Iterator[bool]:
+    """Take the lock `name`, waiting up to `wait` seconds for its holder to finish; yield
+    whether we hold it."""
+    deadline = time.monotonic() + wait
+    while True:
+        held = _try_acquire(name)
+        if held or time.monotonic() >= deadline:
+            break
+        time.sleep(RETRY_SECONDS)
     try:
-        yield held
+        yield bool(held)
     finally:
-        if held and cache.get(cache_key) == token:
-            cache.delete(cache_key)
+        if held:
+            _release(name, held)
+
+
+def _try_acquire(name: str) -> str | None:
+    """A token for the lock if we got it, else None."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_lock(%s)", [_key(name)])
+            return "advisory" if cursor.fetchone()[0] else None
+    token = uuid.uuid4().hex
+    return token if cache.add(f"lock:{name}", token, timeout=CACHE_LOCK_SECONDS) else None
+
+
+def _release(name: str, token: str) -> None:
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [_key(name)])
+    elif cache.get(f"lock:{name}") == token:
+        cache.delete(f"lock:{name}")
+
+
+def _key(name: str) -> int:
+    return zlib.crc32(name.encode())

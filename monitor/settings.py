@@ -183,6 +183,7 @@ for _name in ("POLL_INTERVAL_SECONDS", "LABS_INTERVAL_SECONDS"):
         )
 COLLECT_CONCURRENCY = env_int("COLLECT_CONCURRENCY", 50, minimum=1)
 REFRESH_MIN_INTERVAL_SECONDS = env_int("REFRESH_MIN_INTERVAL_SECONDS", 10, minimum=0)
+COLLECT_LOCK_WAIT_SECONDS = env_int("COLLECT_LOCK_WAIT_SECONDS", 60, minimum=0)
 HISTORY_DAYS = env_int("HISTORY_DAYS", 7, minimum=1)
 CML_REQUEST_TIMEOUT_SECONDS = env_int("CML_REQUEST_TIMEOUT_SECONDS", 10, minimum=1)
 CML_WORKER_DEADLINE_SECONDS = env_int("CML_WORKER_DEADLINE_SECONDS", 60, minimum=1)
@@ -196,8 +197,8 @@ Q_CLUSTER = {
     "name": "fleet",
     "orm": "default",
     "workers": env_int("Q_WORKERS", 2, minimum=1),
-    "timeout": COLLECT_CYCLE_DEADLINE_SECONDS + 120,
-    "retry": COLLECT_CYCLE_DEADLINE_SECONDS + 240,
+    "timeout": COLLECT_LOCK_WAIT_SECONDS + COLLECT_CYCLE_DEADLINE_SECONDS + 120,
+    "retry": COLLECT_LOCK_WAIT_SECONDS + COLLECT_CYCLE_DEADLINE_SECONDS + 240,
     "max_attempts": 1,
     "catch_up": False,
     "cache": "default",

@@ -197,7 +197,8 @@ def test_a_database_error_writes_nothing_and_marks_the_run_failed(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_cycle_started_while_another_runs_is_recorded_as_skipped(fleet_workers):
+def test_a_cycle_started_while_another_runs_is_recorded_as_skipped(fleet_workers, settings):
+    settings.COLLECT_LOCK_WAIT_SECONDS = 1
     held, release = threading.Event(), threading.Event()
 
     def other_cycle():
@@ -249,3 +250,27 @@ def test_the_licence_is_read_by_full_cycles_and_while_unknown(fleet_workers, fle
     collect([worker.pk], kind="labs")
     worker.refresh_from_db()
     assert worker.license_state == "out_of_compliance"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_cycle_due_just_as_another_ends_waits_for_it_and_runs(fleet_workers, settings):
+    settings.COLLECT_LOCK_WAIT_SECONDS = 30
+    held, release = threading.Event(), threading.Event()
+
+    def other_cycle():
+        with exclusive(FLEET_LOCK) as got:
+            assert got
+            held.set()
+            release.wait(10)
+        connection.close()
+
+    thread = threading.Thread(target=other_cycle)
+    thread.start()
+    assert held.wait(10)
+    threading.Timer(1.0, release.set).start()  # the other cycle ends a second later
+    try:
+        run = collect(kind="labs")
+    finally:
+        release.set()
+        thread.join()
+    assert run.status == RunStatus.SUCCEEDED
