@@ -27,11 +27,16 @@ class CycleResult:
     labs_read: list[int] = field(default_factory=list)  # workers whose labs were read
     errors: dict[str, str] = field(default_factory=dict)  # worker pk → error
 
+    @property
+    def changed_workers(self) -> set[int]:
+        """Workers with changed fields or changed labs (`changes` holds no empty entries)."""
+        return set(self.changes) | self.labs_changed
+
 
 def persist(run: CollectionRun, workers: list[Worker], result: CycleResult, now: datetime) -> None:
     """Save the changed workers (only their changed fields), the labs, the change log and the
     finished run, all or nothing."""
-    changed = [worker for worker in workers if result.changes.get(worker.pk)]
+    changed = [worker for worker in workers if worker.pk in result.changes]
     changed_fields = sorted({name for pk in result.changes for name in result.changes[pk]})
     for worker in changed:
         for name, value in result.changes[worker.pk].items():
@@ -63,16 +68,13 @@ def persist(run: CollectionRun, workers: list[Worker], result: CycleResult, now:
             [(FLEET_CHANGE, ChangeKind.UPDATED, ["run"])]  # the progress line: finished
             + [
                 (pk, ChangeKind.UPDATED, _logged_fields(result, pk))
-                for pk in sorted(set(result.changes) | result.labs_changed)
-                if result.changes.get(pk) or pk in result.labs_changed
+                for pk in sorted(result.changed_workers)
             ]
         )
         run.status = RunStatus.SUCCEEDED
         run.finished_at = timezone.now()
         run.workers_seen = run.workers_done = len(workers)
-        run.workers_changed = len(
-            set(pk for pk in result.changes if result.changes[pk]) | result.labs_changed
-        )
+        run.workers_changed = len(result.changed_workers)
         run.workers_failed = len(result.errors)
         run.errors = result.errors
         run.save()
