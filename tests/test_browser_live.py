@@ -175,3 +175,26 @@ def test_a_cycles_progress_bar_fills_and_completes(
         timeout=15000,
     )
     assert len(seen - {None}) >= 2  # it moved while the cycle ran
+
+
+def test_a_live_update_waits_while_the_rows_own_refresh_is_in_flight(
+    web, page, fleet_workers, fleet_settings
+):
+    collect()
+    worker = running(fleet_settings, fleet_workers)[0]
+    page.add_init_script(RECORD_SSE)
+    log_in(page, web, *server_user("vera", "viewer"))
+    _wait_until_streaming(page)
+    row = f"#worker-{worker.pk}-row"
+    page.evaluate(f"document.querySelector('{row} form').classList.add('htmx-request')")
+    page.evaluate(f"document.querySelector('{row}').dataset.old = 'yes'")
+
+    cml_of(fleet_settings, worker).http_500 = True
+    collect([worker.pk])
+    page.wait_for_function(f"window.sseEvents.includes('worker-{worker.pk}-row')")
+    assert page.get_attribute(row, "data-old") == "yes"  # left alone: its Refresh answers
+
+    page.evaluate(f"document.querySelector('{row} form').classList.remove('htmx-request')")
+    cml_of(fleet_settings, worker).http_500 = False
+    collect([worker.pk])
+    page.wait_for_function(f"document.querySelector('{row}').dataset.old === undefined")

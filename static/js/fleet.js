@@ -22,3 +22,11 @@ function tick() {
 }
 tick();
 setInterval(tick, 1000);
+
+// While a row's or section's own Refresh is in flight, a live update does not replace it: the
+// answer carries the same fresh fragment, and replacing the form would orphan that answer.
+document.addEventListener("htmx:sseBeforeMessage", (event) => {
+  if (event.target.querySelector && event.target.querySelector(".htmx-request")) {
+    event.preventDefault();
+  }
+});
