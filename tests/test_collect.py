@@ -1,5 +1,6 @@
 """The one collection path against the simulated fleet (moto server + simulated CML)."""
 
+import contextlib
 import threading
 
 import pytest
@@ -196,9 +197,10 @@ def test_a_database_error_writes_nothing_and_marks_the_run_failed(
     assert not Worker.objects.filter(last_polled_at__isnull=False).exists()
 
 
-@pytest.mark.django_db(transaction=True)
-def test_a_cycle_started_while_another_runs_is_recorded_as_skipped(fleet_workers, settings):
-    settings.COLLECT_LOCK_WAIT_SECONDS = 1
+@contextlib.contextmanager
+def another_cycle_running():
+    """Hold the collection lock from another thread (so another database connection), as a
+    cycle in another process would; yields the event that ends that cycle."""
     held, release = threading.Event(), threading.Event()
 
     def other_cycle():
@@ -212,10 +214,17 @@ def test_a_cycle_started_while_another_runs_is_recorded_as_skipped(fleet_workers
     thread.start()
     try:
         assert held.wait(10)
-        run = collect()
+        yield release
     finally:
         release.set()
         thread.join()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_cycle_started_while_another_runs_is_recorded_as_skipped(fleet_workers, settings):
+    settings.COLLECT_LOCK_WAIT_SECONDS = 1
+    with another_cycle_running():
+        run = collect()
     assert run.status == RunStatus.SKIPPED
     assert "another collection" in run.message
     assert CollectionRun.objects.filter(status=RunStatus.SKIPPED).count() == 1
@@ -255,22 +264,7 @@ def test_the_licence_is_read_by_full_cycles_and_while_unknown(fleet_workers, fle
 @pytest.mark.django_db(transaction=True)
 def test_a_cycle_due_just_as_another_ends_waits_for_it_and_runs(fleet_workers, settings):
     settings.COLLECT_LOCK_WAIT_SECONDS = 30
-    held, release = threading.Event(), threading.Event()
-
-    def other_cycle():
-        with exclusive(FLEET_LOCK) as got:
-            assert got
-            held.set()
-            release.wait(10)
-        connection.close()
-
-    thread = threading.Thread(target=other_cycle)
-    thread.start()
-    assert held.wait(10)
-    threading.Timer(1.0, release.set).start()  # the other cycle ends a second later
-    try:
+    with another_cycle_running() as release:
+        threading.Timer(1.0, release.set).start()  # the other cycle ends a second later
         run = collect(kind="labs")
-    finally:
-        release.set()
-        thread.join()
     assert run.status == RunStatus.SUCCEEDED
