@@ -12,37 +12,10 @@ from django.db import transaction
 from fleet.changelog import record_change, record_changes
 from fleet.models import ChangeKind, CollectionRun, Lab, Worker
 
+IDENTITY_FIELDS = ["name", "region", "instance_id"]
+# Everything else is observed by the collection (and the primary key).
 OBSERVED_WORKER_FIELDS = [
-    "cml_endpoint",
-    "status",
-    "system_check",
-    "instance_check",
-    "instance_type",
-    "ami_id",
-    "public_ip",
-    "private_ip",
-    "tags",
-    "cpu_percent",
-    "memory_percent",
-    "disk_percent",
-    "service_status",
-    "cml_version",
-    "cml_ready",
-    "license_state",
-    "cml_cpu_percent",
-    "cml_memory_used",
-    "cml_memory_total",
-    "cml_disk_used",
-    "cml_disk_total",
-    "nodes_running",
-    "nodes_total",
-    "compute_hosts",
-    "labs_count",
-    "last_polled_at",
-    "labs_polled_at",
-    "last_error",
-    "consecutive_failures",
-    "created_at",
+    f.name for f in Worker._meta.fields if f.name not in {"id", *IDENTITY_FIELDS}
 ]
 
 
@@ -75,7 +48,7 @@ class WorkerAdmin(admin.ModelAdmin):
     readonly_fields = OBSERVED_WORKER_FIELDS
     inlines = [LabInline]
     fieldsets = [
-        (None, {"fields": ["name", "region", "instance_id"]}),
+        (None, {"fields": IDENTITY_FIELDS}),
         (
             "EC2 (observed)",
             {

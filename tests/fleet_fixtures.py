@@ -6,15 +6,6 @@ from fleet.models import Worker
 from fleet.simulator.aws import CREDENTIALS
 from fleet.simulator.fleet import SimulatedFleet
 
-KNOBS = {
-    "latency_ms": 0,
-    "hang": False,
-    "http_500": False,
-    "malformed_json": False,
-    "not_ready": False,
-    "token_ttl_requests": None,
-}
-
 
 @pytest.fixture(scope="module")
 def simulated_fleet():
@@ -24,7 +15,7 @@ def simulated_fleet():
 
 @pytest.fixture
 def fleet_settings(simulated_fleet, settings, monkeypatch):
-    """Point settings at the simulator; reset every fault knob afterwards."""
+    """Point settings at the simulator; reset every fault knob (and licence) afterwards."""
     env = simulated_fleet.environment()
     settings.AWS_ENDPOINT_URL = env["AWS_ENDPOINT_URL"]
     settings.AWS_REGIONS = env["AWS_REGIONS"].split(",")
@@ -36,11 +27,8 @@ def fleet_settings(simulated_fleet, settings, monkeypatch):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", CREDENTIALS["aws_access_key_id"])
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", CREDENTIALS["aws_secret_access_key"])
     yield simulated_fleet
-    for instance in simulated_fleet.instances:
-        simulated_fleet.cml.worker(instance.instance_id).set_knobs(
-            {k: v for k, v in KNOBS.items() if v is not None}
-        )
-        simulated_fleet.cml.worker(instance.instance_id).token_ttl_requests = None
+    for worker in simulated_fleet.cml.workers():
+        worker.reset_faults()
 
 
 @pytest.fixture

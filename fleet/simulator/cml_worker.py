@@ -10,7 +10,7 @@ import secrets
 import threading
 import uuid
 from collections import Counter
-from dataclasses import InitVar, dataclass, field
+from dataclasses import InitVar, dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -124,6 +124,13 @@ class SimulatedCML:
         """Count a request to `path` as it arrives, before any latency or hang."""
         with self.lock:
             self.requests[path] += 1
+
+    def reset_faults(self) -> None:
+        """Every fault knob, and the licence, back to its default (between tests)."""
+        resettable = {*KNOB_TYPES, "licensed", "registration_status", "authorization_status"}
+        for spec in fields(self):
+            if spec.name in resettable:
+                setattr(self, spec.name, spec.default)
 
     def expire_tokens(self) -> None:
         """Invalidate every token issued so far; the next authenticated call gets 401."""
