@@ -13,7 +13,7 @@ TEST_ENV := SECRET_KEY=test-only-secret-key ALLOWED_HOSTS=* SECURE_SSL_REDIRECT=
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,simulator]'
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -43,7 +43,7 @@ def main() -> None:
         [
             sys.executable,
             "-m",
-            "fleet.simulator",
+            "simulator",
             "--workers",
             str(args.workers),
             "--regions",
@@ -86,7 +86,7 @@ def run_cycle(args: argparse.Namespace, started: dict, scratch: Path) -> None:
     django.setup()
     from django.core.management import call_command
 
-    from fleet.collect import collect
+    from fleet.collection.collect import collect
     from fleet.models import Lab, Worker
 
     call_command("migrate", verbosity=0)

@@ -75,8 +75,8 @@ class Worker(models.Model):
     """One EC2 instance running a CML server, with everything last observed about it.
 
     `region` and `instance_id` are set by people (admin, `import_workers`); `name` too, until the
-    instance has a Name tag. Every other field is observed by the collection (`fleet.collect`)
-    and read-only in the admin.
+    instance has a Name tag. Every other field is observed by the collection and read-only in
+    the admin.
     """
 
     # Identity (set by people).

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.utils import timezone
 from django_q.models import Schedule
 
-from fleet.collect import collect
+from fleet.collection.collect import collect
 from fleet.models import Change, CollectionRun, RunKind, RunTrigger, Sample
 
 CHANGE_LOG_RETENTION = timedelta(hours=6)

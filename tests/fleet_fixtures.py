@@ -3,8 +3,8 @@
 import pytest
 
 from fleet.models import Worker
-from fleet.simulator.aws import CREDENTIALS
-from fleet.simulator.fleet import SimulatedFleet
+from simulator.aws import CREDENTIALS
+from simulator.fleet import SimulatedFleet
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,8 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.test import Client
 
-from fleet import live_stream
-from fleet.live_feed import ChangeFeed
+from fleet.live import stream as live_stream
+from fleet.live.feed import ChangeFeed
 from monitor.asgi import application
 
 TIMEOUT = 5.0

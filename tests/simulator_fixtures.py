@@ -6,7 +6,7 @@ Import the `*_fixture` functions into a test module; pytest knows them as sim, w
 import httpx
 import pytest
 
-from fleet.simulator.cml import CMLSimulator, SimulatedCML
+from simulator.cml import CMLSimulator, SimulatedCML
 
 PASSWORD = "simulated-password"
 CREDENTIALS = {"username": "admin", "password": PASSWORD}

@@ -5,7 +5,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from django.db import connection
 
-from fleet import collect as collection
+from fleet.collection import collect as collection
 from fleet.models import Worker
 from tests.browser_fixtures import free_port, log_in, server_user, start_daphne, stop
 from tests.fleet_fixtures import cml_of, running

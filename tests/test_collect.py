@@ -7,8 +7,8 @@ import pytest
 from django.db import DatabaseError, connection
 from django.test.utils import CaptureQueriesContext
 
-from fleet.collect import FLEET_LOCK, collect
-from fleet.locks import exclusive
+from fleet.collection.collect import FLEET_LOCK, collect
+from fleet.collection.locks import exclusive
 from fleet.models import FLEET_CHANGE, Change, CollectionRun, Lab, RunStatus, Worker
 from tests.fleet_fixtures import cml_of, running
 

@@ -4,9 +4,9 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from fleet.collect import collect
+from fleet.collection.collect import collect
 from fleet.models import Worker
-from fleet.simulator.fleet import SimulatedFleet
+from simulator.fleet import SimulatedFleet
 
 
 @pytest.fixture(scope="module")

@@ -4,15 +4,15 @@ from datetime import UTC, datetime
 
 import pytest
 
-from fleet.derive import (
+from fleet.collection.derive import (
     WorkerObservation,
     cml_endpoint,
     derive_changes,
     derive_lab_changes,
 )
+from fleet.collection.sources.aws import InstanceObservation
+from fleet.collection.sources.cml import CMLObservation, LabObservation
 from fleet.models import Lab, Worker
-from fleet.sources.aws import InstanceObservation
-from fleet.sources.cml import CMLObservation, LabObservation
 
 TEMPLATE = "https://{public_ip}"
 

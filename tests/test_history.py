@@ -2,8 +2,8 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from fleet.collect import collect
-from fleet.history import attach_history, chart
+from fleet.collection.collect import collect
+from fleet.live.history import attach_history, chart
 from fleet.models import Sample, Worker
 from fleet.tasks import prune
 

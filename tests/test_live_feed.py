@@ -14,11 +14,12 @@ from django.conf import settings
 from django.contrib import admin
 from django.db import transaction
 
-from fleet import fragments, live_feed
 from fleet.admin import WorkerAdmin
 from fleet.changelog import record_change, record_changes
-from fleet.fragments import FRAGMENT_FIELDS, WORKER_FRAGMENTS, fragments_for
-from fleet.live_feed import ChangeFeed, start_feed
+from fleet.live import feed as live_feed
+from fleet.live import fragments
+from fleet.live.feed import ChangeFeed, start_feed
+from fleet.live.fragments import FRAGMENT_FIELDS, WORKER_FRAGMENTS, fragments_for
 from fleet.models import FLEET_CHANGE, Change, CollectionRun, Lab, Worker
 from tests.browser_fixtures import free_port, start_daphne, stop
 from tests.live_fixtures import open_stream, opened, parse_sse, run, session_of
@@ -243,7 +244,7 @@ def test_the_feed_logs_a_failure_and_carries_on(layer, worker, monkeypatch, capl
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    with caplog.at_level(logging.ERROR, logger="fleet.live_feed"):
+    with caplog.at_level(logging.ERROR, logger="fleet.live.feed"):
         message = run(scenario)
     feed.close()
     assert failures

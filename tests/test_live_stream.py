@@ -11,9 +11,9 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.db import connection
 
-from fleet import live_stream
 from fleet.changelog import record_changes
-from fleet.fragments import render_worker_fragment
+from fleet.live import stream as live_stream
+from fleet.live.fragments import render_worker_fragment
 from fleet.models import Change, Worker
 from tests.browser_fixtures import free_port, start_daphne, stop
 from tests.live_fixtures import (

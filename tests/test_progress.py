@@ -1,7 +1,7 @@
 import pytest
 
-from fleet import progress
-from fleet.collect import collect
+from fleet.collection import progress
+from fleet.collection.collect import collect
 from fleet.models import FLEET_CHANGE, Change, CollectionRun
 from tests.fleet_fixtures import cml_of, running
 

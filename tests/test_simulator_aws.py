@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from fleet.simulator.aws import (
+from simulator.aws import (
     MetricDrift,
     SeededInstance,
     aws_client,

@@ -5,7 +5,7 @@ from datetime import datetime
 import httpx
 import pytest
 
-from fleet.simulator.cml import CMLSimulator
+from simulator.cml import CMLSimulator
 from tests.simulator_fixtures import (  # noqa: F401  (fixtures)
     CREDENTIALS,
     api_fixture,

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from fleet.simulator.cml import CMLSimulator
+from simulator.cml import CMLSimulator
 from tests.simulator_fixtures import (  # noqa: F401  (fixtures)
     api_fixture,
     login,

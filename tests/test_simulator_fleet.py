@@ -5,8 +5,8 @@ import time
 
 import httpx
 
-from fleet.simulator.aws import INSTANCE_SIZES, aws_client
-from fleet.simulator.fleet import SimulatedFleet
+from simulator.aws import INSTANCE_SIZES, aws_client
+from simulator.fleet import SimulatedFleet
 
 
 def test_a_fleet_serves_ec2_and_a_cml_worker_per_instance():

@@ -1,4 +1,4 @@
-"""fleet.sources.aws against moto in-process: batching, vanished ids, metrics, failures."""
+"""The AWS source against moto in-process: batching, vanished ids, metrics, failures."""
 
 import math
 import socket
@@ -11,7 +11,7 @@ from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from fleet.sources.aws import AwsReader
+from fleet.collection.sources.aws import AwsReader
 
 UNKNOWN_ID = "i-0123456789abcdef0"
 IMAGE_ID = "ami-12c6146b"  # one of moto's built-in AMIs

@@ -1,4 +1,4 @@
-"""fleet.sources.cml against the simulated CML server (and httpx.MockTransport where it can't)."""
+"""The CML source against the simulated CML server (and httpx.MockTransport where it can't)."""
 
 import asyncio
 import json
@@ -8,10 +8,10 @@ from datetime import UTC
 import httpx
 import pytest
 
-from fleet.simulator.cml import CMLSimulator
-from fleet.sources import cml
-from fleet.sources.cml import CMLTarget, observe_cml
-from fleet.sources.cml_parse import license_state
+from fleet.collection.sources import cml
+from fleet.collection.sources.cml import CMLTarget, observe_cml
+from fleet.collection.sources.cml_parse import license_state
+from simulator.cml import CMLSimulator
 
 PASSWORD = "simulated-password"
 

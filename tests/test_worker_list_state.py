@@ -1,10 +1,10 @@
-"""Filters, search, sort and stat cards of the worker list (fleet.worker_list)."""
+"""Filters, search, sort and stat cards of the worker list (fleet.web.worker_list)."""
 
 import pytest
 from django.http import QueryDict
 
 from fleet.models import Worker
-from fleet.worker_list import filtered_workers, fleet_stats, parse_list_state
+from fleet.web.worker_list import filtered_workers, fleet_stats, parse_list_state
 
 REGIONS = ["us-east-1", "eu-west-1"]
 

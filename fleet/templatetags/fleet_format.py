@@ -56,7 +56,7 @@ def tone(value: str) -> str:
 @register.inclusion_tag("fleet/partials/sparkline.html")
 def sparkline(samples, field: str, label: str, ceiling: float | None = 100.0, large: bool = False):
     """An SVG line of `field` over the last 24 hours, with a text equivalent for screen readers."""
-    from fleet.history import chart
+    from fleet.live.history import chart
 
     size = {"width": 480, "height": 96} if large else {"width": 120, "height": 24}
     return {

@@ -6,8 +6,8 @@ import threading
 from django.contrib.auth.models import Group, User
 from django.core.management.base import BaseCommand, CommandError
 
-from fleet.simulator.fleet import SimulatedFleet
 from fleet.supervise import Program, daphne, manage, supervise
+from simulator.fleet import SimulatedFleet
 
 DEMO_USERNAME = "demo"
 DEMO_PASSWORD = "cml-fleet-demo"

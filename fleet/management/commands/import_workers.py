@@ -3,7 +3,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from fleet.changelog import record_changes
-from fleet.collect import aws_reader
+from fleet.collection.collect import aws_reader
 from fleet.models import INSTANCE_ID_RE, ChangeKind, Worker
 
 

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from fleet.collect import collect
+from fleet.collection.collect import collect
 from fleet.models import RunKind, RunStatus, RunTrigger, Worker
 
 

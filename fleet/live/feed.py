@@ -1,5 +1,5 @@
 """The change feed: each web process reads the change log and sends every change's fresh
-fragments to the Channels groups of the browsers it serves (`fleet.live_stream`). A fragment's
+fragments to the Channels groups of the browsers it serves (`fleet.live.stream`). A fragment's
 group has the name of its event, `worker-<pk>-<fragment>`: a page joins the groups of exactly
 the fragments it shows (the list its rows, a worker page its sections).
 
@@ -22,10 +22,10 @@ from django.db.models import Max, Q
 from django.template.loader import render_to_string
 
 from fleet.changelog import NOTIFY_CHANNEL
-from fleet.fragments import NEEDS_HISTORY, event_name, fragments_for, render_worker_fragment
-from fleet.history import attach_history
+from fleet.live.fragments import NEEDS_HISTORY, event_name, fragments_for, render_worker_fragment
+from fleet.live.history import attach_history
 from fleet.models import FLEET_CHANGE, Change, ChangeKind, CollectionRun, Worker
-from fleet.worker_list import fleet_stats
+from fleet.web.worker_list import fleet_stats
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Run a simulated fleet in its own process: `python -m fleet.simulator --workers 100`.
+"""Run a simulated fleet in its own process: `python -m simulator --workers 100`.
 
 Prints one JSON line, {"environment": {...}, "instances": [...]}, then serves until stdin closes,
 or SIGINT/SIGTERM arrives. Benchmarks use it so the simulator's CPU is not counted as ours.
@@ -11,11 +11,11 @@ import sys
 import threading
 from dataclasses import asdict
 
-from fleet.simulator.fleet import SimulatedFleet
+from simulator.fleet import SimulatedFleet
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m fleet.simulator")
+    parser = argparse.ArgumentParser(prog="python -m simulator")
     parser.add_argument("--workers", type=int, default=24)
     parser.add_argument("--regions", default="us-east-1,eu-west-1,ap-southeast-2")
     parser.add_argument("--stopped", type=int, default=3)

@@ -14,7 +14,7 @@ from dataclasses import InitVar, dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from fleet.simulator.cml_payloads import (
+from simulator.cml_payloads import (
     Compute,
     health_payload,
     lab_payload,

@@ -8,9 +8,9 @@ about what an observation means lives here, in one place, unit-tested without a 
 from dataclasses import dataclass
 from typing import Any
 
+from fleet.collection.sources.aws import InstanceObservation
+from fleet.collection.sources.cml import CMLObservation, LabObservation
 from fleet.models import Lab, LabState, LicenseState, ServiceStatus, Worker, WorkerStatus
-from fleet.sources.aws import InstanceObservation
-from fleet.sources.cml import CMLObservation, LabObservation
 
 CML_FIELDS_CLEARED_WHEN_DOWN: dict[str, Any] = {
     "service_status": ServiceStatus.UNKNOWN,

@@ -21,7 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from urllib.parse import urlsplit
 
-from fleet.simulator.cml_worker import Reply, SimulatedCML, error_reply, json_reply
+from simulator.cml_worker import Reply, SimulatedCML, error_reply, json_reply
 
 __all__ = ["CMLSimulator", "SimulatedCML"]
 

@@ -9,7 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from fleet.changelog import record_changes
-from fleet.derive import LAB_FIELDS
+from fleet.collection.derive import LAB_FIELDS
 from fleet.models import FLEET_CHANGE, ChangeKind, CollectionRun, Lab, RunStatus, Sample, Worker
 
 BATCH_SIZE = 500

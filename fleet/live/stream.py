@@ -1,7 +1,7 @@
 """The SSE stream of a page: `GET /events/?workers=1,2,3[&fragments=row]`, one connection per
 page, carrying the fresh fragments of exactly the workers it shows (all their fragments, or the
 ones named) as `event: worker-<pk>-<fragment>` for htmx's `sse-swap`, and the fleet-wide events
-(cycle progress, workers added or removed). `fleet.live_feed` renders and sends them.
+(cycle progress, workers added or removed). `fleet.live.feed` renders and sends them.
 
 The stream holds no database connection: the session is checked and the missed fragments are
 read before it starts, and then it only waits on its channel of the in-memory layer. Django
@@ -28,8 +28,8 @@ from django.db.models import Max, Q
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.views.decorators.http import require_GET
 
-from fleet.fragments import WORKER_FRAGMENTS, event_name
-from fleet.live_feed import FLEET_GROUP, Message, render_changes, start_feed
+from fleet.live.feed import FLEET_GROUP, Message, render_changes, start_feed
+from fleet.live.fragments import WORKER_FRAGMENTS, event_name
 from fleet.models import FLEET_CHANGE, Change, ChangeKind
 
 log = logging.getLogger(__name__)

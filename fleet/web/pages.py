@@ -13,14 +13,14 @@ from django.views.decorators.http import require_GET, require_POST
 from django_q.tasks import async_task
 
 from fleet.changelog import log_position
-from fleet.collect import collect
-from fleet.csv_export import workers_csv
-from fleet.fragments import render_worker_fragments
-from fleet.health import fleet_health
-from fleet.history import attach_history
+from fleet.collection.collect import collect
+from fleet.live.fragments import render_worker_fragments
+from fleet.live.history import attach_history
 from fleet.models import CollectionRun, RunKind, RunTrigger, ServiceStatus, Worker, WorkerStatus
 from fleet.tasks import next_metrics_cycle_at
-from fleet.worker_list import PER_PAGE, SORTS, filtered_workers, fleet_stats, parse_list_state
+from fleet.web.csv_export import workers_csv
+from fleet.web.health import fleet_health
+from fleet.web.worker_list import PER_PAGE, SORTS, filtered_workers, fleet_stats, parse_list_state
 
 REFRESH_DEADLINE_SECONDS = 20
 

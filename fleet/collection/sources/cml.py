@@ -17,7 +17,7 @@ from typing import Any
 import certifi
 import httpx
 
-from fleet.sources.cml_parse import license_state, parse_health, parse_lab, parse_stats
+from fleet.collection.sources.cml_parse import license_state, parse_health, parse_lab, parse_stats
 
 API = "/api/v0"
 CALLS_AT_ONCE = 4  # requests one worker has in flight at most (health, stats, licensing, labs)

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from django.http import HttpRequest
 from django.template.loader import render_to_string
 
-from fleet.history import attach_history
+from fleet.live.history import attach_history
 from fleet.models import Worker
 
 WORKER_FRAGMENTS = {

@@ -7,7 +7,7 @@ from types import TracebackType
 
 from moto.server import ThreadedMotoServer
 
-from fleet.simulator.aws import (
+from simulator.aws import (
     CREDENTIALS,
     DEFAULT_REGIONS,
     INSTANCE_SIZES,
@@ -17,7 +17,7 @@ from fleet.simulator.aws import (
     seed_instances,
     start_moto_server,
 )
-from fleet.simulator.cml import CMLSimulator
+from simulator.cml import CMLSimulator
 
 
 class SimulatedFleet:

@@ -15,8 +15,17 @@ from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from fleet.changelog import record_change
-from fleet.derive import WorkerObservation, cml_endpoint, derive_changes, derive_lab_changes
-from fleet.locks import exclusive
+from fleet.collection.derive import (
+    WorkerObservation,
+    cml_endpoint,
+    derive_changes,
+    derive_lab_changes,
+)
+from fleet.collection.locks import exclusive
+from fleet.collection.persist import CycleResult, persist
+from fleet.collection.progress import ProgressReporter
+from fleet.collection.sources.aws import AwsReader
+from fleet.collection.sources.cml import CMLTarget, observe_cml
 from fleet.models import (
     FLEET_CHANGE,
     CollectionRun,
@@ -28,10 +37,6 @@ from fleet.models import (
     Worker,
     WorkerStatus,
 )
-from fleet.persist import CycleResult, persist
-from fleet.progress import ProgressReporter
-from fleet.sources.aws import AwsReader
-from fleet.sources.cml import CMLTarget, observe_cml
 
 log = logging.getLogger(__name__)
 
