@@ -1,0 +1,19 @@
+"""A fragment's attributes on the page come from the feed's own naming rule."""
+
+import pytest
+
+from fleet.live.fragments import WORKER_FRAGMENTS, event_name, render_worker_fragment
+
+
+@pytest.mark.parametrize("fragment", list(WORKER_FRAGMENTS))
+def test_each_fragment_is_named_as_the_feed_names_its_event(worker, fragment):
+    name = event_name(worker.pk, fragment)
+    html = render_worker_fragment(worker, fragment)
+    assert f'id="{name}" sse-swap="{name}" hx-swap="outerHTML"' in html
+    assert "hx-swap-oob" not in html.split(">", 1)[0]
+
+
+@pytest.mark.parametrize("fragment", list(WORKER_FRAGMENTS))
+def test_out_of_band_fragments_say_so(worker, fragment):
+    opening = render_worker_fragment(worker, fragment, oob=True).split(">", 1)[0]
+    assert 'hx-swap-oob="true"' in opening
