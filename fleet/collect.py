@@ -11,7 +11,6 @@ from collections.abc import Callable, Iterable
 from datetime import timedelta
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import DatabaseError, InterfaceError, connection, transaction
 from django.utils import timezone
 
@@ -33,12 +32,11 @@ from fleet.persist import CycleResult, persist
 from fleet.progress import ProgressReporter
 from fleet.sources.aws import AwsReader
 from fleet.sources.cml import CMLTarget, observe_cml
+from fleet.token_cache import load_tokens, save_tokens
 
 log = logging.getLogger(__name__)
 
 FLEET_LOCK = "fleet-collection"
-TOKENS_CACHE_KEY = "fleet:cml-tokens"
-TOKENS_CACHE_SECONDS = 12 * 3600
 
 
 @functools.cache
@@ -200,7 +198,7 @@ def _observe_cml(
     deadline: float | None,
     on_worker_done: Callable[[], None] | None,
 ) -> dict:
-    tokens = cache.get(TOKENS_CACHE_KEY) or {}
+    tokens = load_tokens()
     before = dict(tokens)
     seen = asyncio.run(
         observe_cml(
@@ -219,7 +217,7 @@ def _observe_cml(
         )
     )
     if tokens != before:
-        cache.set(TOKENS_CACHE_KEY, tokens, TOKENS_CACHE_SECONDS)
+        save_tokens(tokens)
     return seen
 
 
