@@ -206,6 +206,7 @@ def _observe_cml(
             username=settings.CML_USERNAME,
             password=settings.CML_PASSWORD,
             verify_tls=settings.CML_VERIFY_TLS,
+            ca_bundle=settings.CML_CA_BUNDLE,
             read_labs=read_labs,
             read_licence=read_licence,
             concurrency=settings.COLLECT_CONCURRENCY,
