@@ -12,12 +12,10 @@ from fleet.locks import exclusive
 LOCK = "test-lock"
 
 
-@pytest.fixture(params=["advisory", "cache"])
+@pytest.fixture(params=[pytest.param("advisory", marks=pytest.mark.postgres), "cache"])
 def lock_kind(request, monkeypatch) -> str:
-    """Each kind of lock this database can hold: the cache lock is exercised on PostgreSQL too,
-    so that CI (which runs on PostgreSQL) covers it."""
-    if request.param == "advisory" and connection.vendor != "postgresql":
-        pytest.skip("advisory locks need PostgreSQL")
+    """Each kind of lock: the cache lock is exercised on PostgreSQL too, so that CI (which runs
+    on PostgreSQL) covers it."""
     if request.param == "cache":
         monkeypatch.setattr(locks, "uses_advisory_locks", lambda: False)
     return request.param
