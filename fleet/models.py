@@ -259,6 +259,14 @@ class RunStatus(models.TextChoices):
 
 
 class CollectionRunQuerySet(models.QuerySet):
+    def close_stale(self, older_than: timedelta, message: str) -> int:
+        """Mark as failed, in one UPDATE, the runs still "running" that started longer than
+        `older_than` ago: the process that ran them was killed or lost its database and never
+        said so. `finished_at` stays empty (nobody knows when they stopped). Returns how many."""
+        return self.filter(
+            status=RunStatus.RUNNING, started_at__lt=timezone.now() - older_than
+        ).update(status=RunStatus.FAILED, message=message)
+
     def latest_full(self) -> "CollectionRun | None":
         """The newest cycle over the whole fleet that was not skipped (running or finished)."""
         return (

@@ -5,6 +5,7 @@ deployment fails loudly instead of running with a surprising default.
 """
 
 import os
+import ssl
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -46,6 +47,22 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if raw is None:
         return list(default)
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def env_ca_bundle(name: str) -> str | None:
+    """A PEM file of CA certificates, or None when unset; checked now (readable, and holding at
+    least one certificate) so that a bad path stops start-up rather than every TLS handshake."""
+    path = env_str(name).strip()
+    if not path:
+        return None
+    try:
+        ssl.create_default_context(cafile=path)
+    except ssl.SSLError:
+        raise ImproperlyConfigured(f"{name}={path!r}: no PEM CA certificate in the file") from None
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise ImproperlyConfigured(f"{name}={path!r}: cannot read the file ({reason})") from None
+    return path
 
 
 def known_ec2_regions() -> set[str]:

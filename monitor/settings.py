@@ -8,7 +8,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from monitor.env import env_bool, env_int, env_list, env_str, known_ec2_regions
+from monitor.env import env_bool, env_ca_bundle, env_int, env_list, env_str, known_ec2_regions
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -169,6 +169,14 @@ AWS_ENDPOINT_URL = env_str("AWS_ENDPOINT_URL") or None
 CML_USERNAME = env_str("CML_USERNAME", "admin")
 CML_PASSWORD = env_str("CML_PASSWORD")
 CML_VERIFY_TLS = env_bool("CML_VERIFY_TLS", True)
+# The CAs that signed the CML servers' certificates (often their own self-signed ones): verified
+# TLS without trusting the public CAs. Verification matters because the one CML account and
+# password go to every worker.
+CML_CA_BUNDLE = env_ca_bundle("CML_CA_BUNDLE")
+if CML_CA_BUNDLE and not CML_VERIFY_TLS:
+    raise ImproperlyConfigured(
+        "CML_CA_BUNDLE verifies CML's certificates: it cannot be used with CML_VERIFY_TLS=false"
+    )
 CML_ENDPOINT_TEMPLATE = env_str("CML_ENDPOINT_TEMPLATE", "https://{public_ip}")
 if "{public_ip}" not in CML_ENDPOINT_TEMPLATE and "{instance_id}" not in CML_ENDPOINT_TEMPLATE:
     raise ImproperlyConfigured("CML_ENDPOINT_TEMPLATE must contain {public_ip} or {instance_id}")

@@ -14,6 +14,7 @@ import contextlib
 import json
 import re
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -34,8 +35,13 @@ class CMLSimulator:
     """Many simulated CML workers served by one threaded HTTP server on 127.0.0.1."""
 
     def __init__(
-        self, username: str = "admin", password: str = "simulated-password", seed: int = 0
+        self,
+        username: str = "admin",
+        password: str = "simulated-password",
+        seed: int = 0,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
+        self.tls = tls  # a server context: serve HTTPS, as a real CML does
         self.username = username
         self.password = password
         self.seed = seed
@@ -52,15 +58,20 @@ class CMLSimulator:
     # --- lifecycle -----------------------------------------------------------------------------
 
     def start(self) -> str:
-        """Serve in a background thread; return the base url `http://127.0.0.1:PORT`."""
+        """Serve in a background thread; return the base url `http://127.0.0.1:PORT` (https
+        with `tls`)."""
         self._stopping.clear()
         self._server = _Server(self)
+        if self.tls is not None:  # handshakes happen in the handler threads, not the acceptor's
+            self._server.socket = self.tls.wrap_socket(
+                self._server.socket, server_side=True, do_handshake_on_connect=False
+            )
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True
         )
         self._thread.start()
         port = self._server.server_address[1]
-        self.base_url = f"http://127.0.0.1:{port}"
+        self.base_url = f"{'https' if self.tls else 'http'}://127.0.0.1:{port}"
         self.endpoint_template = f"{self.base_url}/cml/{{instance_id}}"
         return self.base_url
 

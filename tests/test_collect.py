@@ -235,14 +235,15 @@ def test_the_cycle_deadline_ends_the_cml_phase_for_workers_still_waiting(
     fleet_workers, fleet_settings, settings
 ):
     settings.COLLECT_CONCURRENCY = 1
-    settings.COLLECT_CYCLE_DEADLINE_SECONDS = 1
-    up = running(fleet_settings, fleet_workers)
-    for worker in up:
-        cml_of(fleet_settings, worker).latency_ms = 300  # two rounds: 0.6 s a worker
+    settings.COLLECT_CYCLE_DEADLINE_SECONDS = 2
+    settings.CML_REQUEST_TIMEOUT_SECONDS = 30  # the cycle's deadline, not a request's, ends it
+    first, *stuck = running(fleet_settings, fleet_workers)  # observed in this order, one at once
+    cml_of(fleet_settings, stuck[0]).hang = True  # holds the only slot past the deadline
     run = collect()
     assert run.status == RunStatus.SUCCEEDED
-    late = [e for e in run.errors.values() if "the cycle's deadline of 1s was reached" in e]
-    assert 1 <= len(late) < len(up)
+    assert str(first.pk) not in run.errors  # done well before the deadline
+    late = {pk for pk, e in run.errors.items() if "the cycle's deadline of 2s was reached" in e}
+    assert late == {str(worker.pk) for worker in stuck}  # the hung one and all still waiting
 
 
 def test_the_licence_is_read_by_full_cycles_and_while_unknown(fleet_workers, fleet_settings):

@@ -4,7 +4,6 @@ and that admin edits reach it through the change log."""
 import asyncio
 import contextlib
 import logging
-import time
 from types import SimpleNamespace
 
 import httpx
@@ -284,19 +283,17 @@ def test_a_notify_wakes_the_feed(layer, worker):
         try:
             await asyncio.wait_for(feed.positioned.wait(), 5)
             assert feed.listening.is_set()
-            started = time.monotonic()
             await sync_to_async(record_change)(worker.pk, fields=["status"])
-            message = await asyncio.wait_for(layer.receive(channel), 5)
-            return message, time.monotonic() - started
+            # Well within the 60 s poll: only the NOTIFY can have delivered it.
+            return await asyncio.wait_for(layer.receive(channel), 10)
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    message, seconds = run(scenario)
+    message = run(scenario)
     feed.close()
     assert message["event"] == f"worker-{worker.pk}-row"
-    assert seconds < 5
 
 
 @pytest.mark.django_db(transaction=True)

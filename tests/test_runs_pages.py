@@ -67,3 +67,15 @@ def test_run_pages_need_a_role(client, outsider, runs):
 def test_an_unknown_run_is_404(client, viewer, db):
     client.force_login(viewer)
     assert client.get("/runs/999999/").status_code == 404
+
+
+def test_a_failed_run_shows_as_failed_with_its_message(client, viewer, db):
+    message = "did not finish: killed or timed out (task timeout 780 s)"
+    run = CollectionRun.objects.create(kind="metrics", status="failed", message=message)
+    client.force_login(viewer)
+    listed = client.get("/runs/").content.decode()
+    assert 'class="badge bad">Failed</span>' in listed and message in listed
+    detail = client.get(f"/runs/{run.pk}/").content.decode()
+    assert "<dd>Failed</dd>" in detail and message in detail
+    progress = client.get("/").content.decode()  # the list page's progress line
+    assert f'href="/runs/{run.pk}/">failed</a>' in progress and message in progress

@@ -48,7 +48,13 @@ def test_it_reads_everything(sim):
     assert 0 <= result.cpu_percent <= 100
     assert 0 < result.memory_used < result.memory_total
     assert 0 < result.disk_used < result.disk_total
-    assert result.nodes_total >= result.nodes_running >= 0
+    labs = worker.labs.values()
+    assert result.nodes_running == sum(
+        lab["node_count"] for lab in labs if lab["state"] == "STARTED"
+    )
+    assert result.nodes_total == sum(
+        lab["node_count"] for lab in labs if lab["state"] != "DEFINED_ON_CORE"
+    )
     assert {host["hostname"] for host in result.compute_hosts} == {
         compute.hostname for compute in worker.computes
     }
@@ -81,10 +87,11 @@ def test_a_hung_worker_times_out_and_the_others_are_fine(sim):
     sim.add_worker("i-0aaa").hang = True
     sim.add_worker("i-0bbb")
 
-    results = observe([target(sim, "i-0aaa", 1), target(sim, "i-0bbb", 2)], request_timeout=0.3)
+    # A timeout the healthy worker's requests meet even on a loaded machine.
+    results = observe([target(sim, "i-0aaa", 1), target(sim, "i-0bbb", 2)], request_timeout=1)
 
     assert not results[1].ok
-    assert results[1].error == "timeout after 0.3s from /system_information"
+    assert results[1].error == "timeout after 1s from /system_information"
     assert results[2].ok and results[2].error == ""
 
 
@@ -114,7 +121,7 @@ def test_an_expired_token_is_renewed_once(sim):
     result = observe([target(sim, "i-0aaa")], tokens=tokens)[1]
 
     # Health, stats, licensing and labs all got 401 at once; they share one re-authentication.
-    assert result.ok and result.labs is not None
+    assert result.ok and len(result.labs) == 2
     assert worker.authentications == 2
     assert tokens[target(sim, "i-0aaa").endpoint] != old_token
 
@@ -183,10 +190,10 @@ def test_the_worker_deadline(sim):
     results = observe(
         [target(sim, "i-0aaa", 1), target(sim, "i-0bbb", 2)],
         request_timeout=30,
-        worker_deadline=0.3,
+        worker_deadline=1.5,  # the healthy worker meets it even on a loaded machine
     )
 
-    assert not results[1].ok and results[1].error == "deadline of 0.3s exceeded"
+    assert not results[1].ok and results[1].error == "deadline of 1.5s exceeded"
     assert results[2].ok
 
 

@@ -8,10 +8,10 @@ import asyncio
 import functools
 import logging
 from collections.abc import Callable, Iterable
+from datetime import timedelta
 
 from django.conf import settings
-from django.core.cache import cache
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, InterfaceError, connection, transaction
 from django.utils import timezone
 
 from fleet.changelog import record_change
@@ -26,6 +26,7 @@ from fleet.collection.persist import CycleResult, persist
 from fleet.collection.progress import ProgressReporter
 from fleet.collection.sources.aws import AwsReader
 from fleet.collection.sources.cml import CMLTarget, observe_cml
+from fleet.collection.token_cache import load_tokens, save_tokens
 from fleet.models import (
     FLEET_CHANGE,
     CollectionRun,
@@ -41,8 +42,6 @@ from fleet.models import (
 log = logging.getLogger(__name__)
 
 FLEET_LOCK = "fleet-collection"
-TOKENS_CACHE_KEY = "fleet:cml-tokens"
-TOKENS_CACHE_SECONDS = 12 * 3600
 
 
 @functools.cache
@@ -61,9 +60,11 @@ def collect(
     """Collect every worker (or the given ones) and return the finished run.
 
     A full-fleet collection is skipped, and recorded as skipped, while another one runs anywhere.
-    One worker's failure is recorded on that worker; a database error fails the run and writes
-    nothing else.
+    One worker's failure is recorded on that worker; a database error (a lost connection too)
+    or any other exception fails the run and writes nothing else. Runs that an earlier process
+    left "running" (killed, timed out) are closed as failed first.
     """
+    close_stale_runs()
     if worker_ids is not None:
         return _collect(list(worker_ids), kind, trigger, worker_deadline)
     # A cycle due while another runs (the labs and metrics schedules often fall due together)
@@ -102,17 +103,43 @@ def _collect(
         run.message = "; ".join(notes)
         result = derive_cycle(workers, seen)
         persist(run, workers, result, timezone.now())
-    except DatabaseError as error:
+    except (DatabaseError, InterfaceError) as error:
         log.exception("collection run %s failed", run.pk)
-        with transaction.atomic():
-            CollectionRun.objects.filter(pk=run.pk).update(
-                status=RunStatus.FAILED,
-                finished_at=timezone.now(),
-                message=f"Database error: {error}",
-            )
-            record_change(FLEET_CHANGE, fields=["run"])
-        run.refresh_from_db()
+        return _fail(run, f"Database error: {error}")
+    except Exception as error:  # a bug: the run must still end, and say why
+        log.exception("collection run %s failed", run.pk)
+        return _fail(run, f"{type(error).__name__}: {error}")
+    except BaseException as error:  # Ctrl-C, SystemExit: record it, then let it through
+        _fail(run, f"interrupted ({type(error).__name__})")
+        raise
     return run
+
+
+def _fail(run: CollectionRun, message: str) -> CollectionRun:
+    """Close the run as failed. A lost connection is closed first so that this write goes out
+    on a fresh one (the run would otherwise stay "running")."""
+    if not connection.in_atomic_block:
+        connection.close_if_unusable_or_obsolete()
+    with transaction.atomic():
+        CollectionRun.objects.filter(pk=run.pk).update(
+            status=RunStatus.FAILED, finished_at=timezone.now(), message=message[:2000]
+        )
+        record_change(FLEET_CHANGE, fields=["run"])
+    run.refresh_from_db()
+    return run
+
+
+def close_stale_runs() -> int:
+    """Fail the runs still "running" after django-q2's task timeout: q2 killed their process
+    (or it died, or lost its database) before it could say so. One UPDATE; the live pages hear
+    of it when any were closed."""
+    timeout = settings.Q_CLUSTER["timeout"]
+    message = f"did not finish: killed or timed out (task timeout {timeout} s)"
+    with transaction.atomic():
+        closed = CollectionRun.objects.close_stale(timedelta(seconds=timeout), message)
+        if closed:
+            record_change(FLEET_CHANGE, fields=["run"])
+    return closed
 
 
 def observe(
@@ -176,7 +203,7 @@ def _observe_cml(
     deadline: float | None,
     on_worker_done: Callable[[], None] | None,
 ) -> dict:
-    tokens = cache.get(TOKENS_CACHE_KEY) or {}
+    tokens = load_tokens()
     before = dict(tokens)
     seen = asyncio.run(
         observe_cml(
@@ -184,6 +211,7 @@ def _observe_cml(
             username=settings.CML_USERNAME,
             password=settings.CML_PASSWORD,
             verify_tls=settings.CML_VERIFY_TLS,
+            ca_bundle=settings.CML_CA_BUNDLE,
             read_labs=read_labs,
             read_licence=read_licence,
             concurrency=settings.COLLECT_CONCURRENCY,
@@ -195,7 +223,7 @@ def _observe_cml(
         )
     )
     if tokens != before:
-        cache.set(TOKENS_CACHE_KEY, tokens, TOKENS_CACHE_SECONDS)
+        save_tokens(tokens)
     return seen
 
 

@@ -83,6 +83,7 @@ async def observe_cml(
     username: str,
     password: str,
     verify_tls: bool,
+    ca_bundle: str | None = None,
     read_labs: bool,
     read_licence: bool = True,
     concurrency: int = 50,
@@ -95,6 +96,8 @@ async def observe_cml(
 ) -> dict[int, CMLObservation]:
     """Observe every target, at most `concurrency` at once; never raises for a worker's fault.
 
+    With `verify_tls`, servers' certificates are checked against `ca_bundle` (a PEM file of the
+    CAs that signed CML's certificates) or, without one, the public CAs.
     `cycle_deadline` (seconds from now) bounds the whole call: workers still waiting for their
     turn, or still answering, when it passes get an error instead of holding up the cycle.
     Without `read_licence` the licence is not asked for (it changes rarely) and comes back None.
@@ -108,7 +111,7 @@ async def observe_cml(
     # One small connection pool per worker, all sharing one TLS context (the costly part to
     # build). A single pool shared by every worker would be simpler, but httpcore scans all of a
     # pool's connections on every request, so its CPU grows with the square of the fleet.
-    tls = _tls_context(verify_tls)
+    tls = _tls_context(verify_tls, ca_bundle)
     limits = httpx.Limits(max_connections=CALLS_AT_ONCE, max_keepalive_connections=CALLS_AT_ONCE)
     # No pool timeout: waiting for a connection is bounded by the worker's deadline instead.
     timeout = httpx.Timeout(request_timeout, pool=None)
@@ -147,9 +150,9 @@ async def observe_cml(
     return {target.key: result for target, result in zip(targets, results, strict=True)}
 
 
-def _tls_context(verify: bool) -> ssl.SSLContext:
+def _tls_context(verify: bool, ca_bundle: str | None) -> ssl.SSLContext:
     if verify:
-        return ssl.create_default_context(cafile=certifi.where())
+        return ssl.create_default_context(cafile=ca_bundle or certifi.where())
     context = ssl.create_default_context()
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
@@ -268,7 +271,7 @@ class _WorkerAPI:
         except httpx.ConnectError as exc:
             reason = str(exc) or type(exc).__name__
             if "CERTIFICATE_VERIFY_FAILED" in reason:
-                reason = "TLS certificate not trusted (CML_VERIFY_TLS=false for self-signed)"
+                reason = _untrusted(reason)
             raise CMLError(f"cannot connect to {self.endpoint}: {reason}"[:300]) from None
         except httpx.HTTPError as exc:
             raise CMLError(f"{type(exc).__name__} from {path}") from None
@@ -307,6 +310,15 @@ class _WorkerAPI:
         if self._renewal is None:
             self._renewal = asyncio.ensure_future(self.authenticate())
         return await self._renewal
+
+
+def _untrusted(reason: str) -> str:
+    """A short message for a certificate that failed verification, and what to do about it."""
+    detail = reason.partition("certificate verify failed:")[2].partition("(_ssl")[0].strip()
+    return (
+        f"TLS certificate not accepted ({detail or 'verification failed'}): "
+        "set CML_CA_BUNDLE to the CA that signed CML's certificates"
+    )
 
 
 def _json(response: httpx.Response, path: str) -> Any:
