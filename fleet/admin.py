@@ -144,7 +144,7 @@ class CollectionRunAdmin(admin.ModelAdmin):
         "workers_changed",
         "workers_failed",
     ]
-    list_filter = ["kind", "trigger", "status"]
+    list_filter = ["kind", "trigger", "scope", "status"]
     readonly_fields = [f.name for f in CollectionRun._meta.fields if f.name != "id"]
     date_hierarchy = "started_at"
 
