@@ -9,6 +9,7 @@ transaction, so the live pages hear of them.
 from django.contrib import admin
 from django.db import transaction
 
+from fleet import admin_tasks  # noqa: F401  (django-q2's task pages, re-registered)
 from fleet.changelog import record_change, record_changes
 from fleet.models import ChangeKind, CollectionRun, Lab, Worker
 
