@@ -6,19 +6,24 @@ VIEW = ["view_worker", "view_lab", "view_collectionrun"]
 ROLES = {
     "viewer": VIEW,
     "operator": [*VIEW, "refresh_worker"],
-    # Every permission of the fleet app, but only a look at django-q2's schedules and tasks: a
-    # schedule names a function the collector runs, with the AWS credentials and the CML
-    # password at hand, so adding or changing one is for superusers.
+    # Every permission of the fleet app, a look at django-q2's schedules and tasks and at
+    # django-axes' login attempts, and unlocking (deleting an attempt). A schedule names a
+    # function the collector runs, with the AWS credentials and the CML password at hand, so
+    # adding or changing one is for superusers.
     "admin": None,
 }
-MANAGED_APPS = ["fleet", "django_q"]
+MANAGED_APPS = ["fleet", "django_q", "axes"]
 
 
 def role_permissions(Permission, codenames: list[str] | None):
     """The permissions of a role, among those of the apps the roles manage."""
     managed = Permission.objects.filter(content_type__app_label__in=MANAGED_APPS)
     if codenames is None:
-        return managed.filter(Q(content_type__app_label="fleet") | Q(codename__startswith="view_"))
+        return managed.filter(
+            Q(content_type__app_label="fleet")
+            | Q(codename__startswith="view_")
+            | Q(codename="delete_accessattempt")
+        )
     return managed.filter(content_type__app_label="fleet", codename__in=codenames)
 
 

@@ -3,6 +3,7 @@
 import os
 import re
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -36,6 +37,7 @@ INSTALLED_APPS = [
     "channels",
     "django_htmx",
     "django_q",
+    "axes",
     "fleet",
 ]
 
@@ -50,6 +52,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes asks: it answers lockouts
 ]
 
 ROOT_URLCONF = "monitor.urls"
@@ -107,6 +110,30 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "fleet:worker_list"
 LOGOUT_REDIRECT_URL = "login"
+SESSION_HOURS = env_int("SESSION_HOURS", 12, minimum=1)
+SESSION_COOKIE_AGE = SESSION_HOURS * 3600
+
+# Login attempts (site and admin): django-axes locks a user name at one client address after
+# LOGIN_FAILURE_LIMIT failures, for LOGIN_COOLOFF_MINUTES (admin → Access attempts unlocks).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+LOGIN_COOLOFF_MINUTES = env_int("LOGIN_COOLOFF_MINUTES", 15, minimum=1)
+AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_COOLOFF_MINUTES)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "monitor.lockout.lockout_response"
+
+# Mail: only for password resets, whose pages exist only when EMAIL_HOST is set.
+EMAIL_HOST = env_str("EMAIL_HOST")
+EMAIL_PORT = env_int("EMAIL_PORT", 587, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "cml-fleet@localhost")
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
