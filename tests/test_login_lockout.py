@@ -7,6 +7,7 @@ import pytest
 from axes.models import AccessAttempt
 from django.contrib.auth.models import User
 
+from tests.browser_fixtures import server_user
 from tests.conftest import _user
 
 SITE = "/accounts/login/"
@@ -86,3 +87,17 @@ def test_the_admin_role_sees_the_attempts_and_unlocks(client, staff, admin_user)
     assert client.post(delete, {"post": "yes"}).status_code == 302
     client.logout()
     assert _log_in(client, SITE, "sam", "pw-sam").status_code == 302
+
+
+@pytest.mark.browser
+def test_a_locked_out_browser_sees_the_message_on_the_login_page(web, page):
+    """Through daphne (django-axes' asynchronous path) and under the page's CSP."""
+    username, password = server_user("lena", "viewer")
+    page.goto(f"{web}/accounts/login/")
+    for attempt in [*["wrong"] * 5, password]:
+        page.fill("#id_username", username)
+        page.fill("#id_password", attempt)
+        page.click("button[type=submit]")
+        page.wait_for_load_state()
+    assert LOCKED in page.locator("[role=alert]").inner_text()
+    assert page.url == f"{web}/accounts/login/"
