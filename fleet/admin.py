@@ -9,6 +9,7 @@ transaction, so the live pages hear of them.
 from django.contrib import admin
 from django.db import transaction
 
+from fleet import admin_tasks  # noqa: F401  (django-q2's task pages, re-registered)
 from fleet.changelog import record_change, record_changes
 from fleet.models import ChangeKind, CollectionRun, Lab, Worker
 
@@ -144,7 +145,7 @@ class CollectionRunAdmin(admin.ModelAdmin):
         "workers_changed",
         "workers_failed",
     ]
-    list_filter = ["kind", "trigger", "status"]
+    list_filter = ["kind", "trigger", "scope", "status"]
     readonly_fields = [f.name for f in CollectionRun._meta.fields if f.name != "id"]
     date_hierarchy = "started_at"
 

@@ -258,6 +258,11 @@ class RunStatus(models.TextChoices):
     SKIPPED = "skipped", "Skipped (another cycle was running)"
 
 
+class RunScope(models.TextChoices):
+    FLEET = "fleet", "Whole fleet"
+    WORKERS = "workers", "Chosen workers"
+
+
 class CollectionRunQuerySet(models.QuerySet):
     def close_stale(self, older_than: timedelta, message: str) -> int:
         """Mark as failed, in one UPDATE, the runs still "running" that started longer than
@@ -267,12 +272,21 @@ class CollectionRunQuerySet(models.QuerySet):
             status=RunStatus.RUNNING, started_at__lt=timezone.now() - older_than
         ).update(status=RunStatus.FAILED, message=message)
 
+    def fleet_wide(self) -> "CollectionRunQuerySet":
+        """Cycles over the whole fleet: not one worker's Refresh or `refresh_workers PK`."""
+        return self.filter(scope=RunScope.FLEET)
+
     def latest_full(self) -> "CollectionRun | None":
         """The newest cycle over the whole fleet that was not skipped (running or finished)."""
+        return self.fleet_wide().exclude(status=RunStatus.SKIPPED).order_by("-started_at").first()
+
+    def last_fleet_success(self) -> "CollectionRun | None":
+        """The newest fleet-wide cycle that succeeded: what `/healthz` judges the collector by."""
         return (
-            self.exclude(status=RunStatus.SKIPPED)
-            .exclude(trigger=RunTrigger.REFRESH, workers_total__lte=1)
-            .order_by("-started_at")
+            self.fleet_wide()
+            .filter(status=RunStatus.SUCCEEDED)
+            .order_by("-finished_at")
+            .only("finished_at")
             .first()
         )
 
@@ -285,6 +299,12 @@ class CollectionRun(models.Model):
         max_length=16, choices=RunTrigger.choices, default=RunTrigger.SCHEDULE
     )
     status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.RUNNING)
+    scope = models.CharField(
+        max_length=8,
+        choices=RunScope.choices,
+        default=RunScope.FLEET,
+        help_text="Whether the cycle covered the whole fleet or only chosen workers.",
+    )
     started_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
     workers_total = models.PositiveIntegerField(default=0, help_text="Workers to observe.")
@@ -302,7 +322,10 @@ class CollectionRun(models.Model):
 
     class Meta:
         ordering = ["-started_at"]
-        indexes = [models.Index(fields=["kind", "status", "-started_at"])]
+        indexes = [
+            models.Index(fields=["kind", "status", "-started_at"]),
+            models.Index(fields=["scope", "status", "-finished_at"]),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} run {self.started_at:%Y-%m-%d %H:%M:%S}"

@@ -1,8 +1,41 @@
+from django.conf import settings
 from django.contrib import admin
-from django.urls import include, path
+from django.contrib.auth import urls as auth_urls
+from django.contrib.auth import views as auth_views
+from django.urls import URLPattern, include, path
 
-urlpatterns = [
-    path("admin/", admin.site.urls),
-    path("accounts/", include("django.contrib.auth.urls")),
-    path("", include("fleet.urls")),
-]
+PASSWORD_RESET_URLS = {
+    "password_reset",
+    "password_reset_done",
+    "password_reset_confirm",
+    "password_reset_complete",
+}
+
+
+def account_urls(password_reset: bool) -> list[URLPattern]:
+    """Django's account pages; those that reset a forgotten password only where mail can carry
+    the link (EMAIL_HOST set): without mail they would promise an email that never comes."""
+    return [
+        url
+        for url in auth_urls.urlpatterns
+        if password_reset or url.name not in PASSWORD_RESET_URLS
+    ]
+
+
+def project_urls(password_reset: bool) -> list[URLPattern]:
+    admin_reset = [
+        path(
+            "admin/password_reset/",
+            auth_views.PasswordResetView.as_view(),
+            name="admin_password_reset",
+        )
+    ]
+    return [
+        *(admin_reset if password_reset else []),
+        path("admin/", admin.site.urls),
+        path("accounts/", include(account_urls(password_reset))),
+        path("", include("fleet.urls")),
+    ]
+
+
+urlpatterns = project_urls(password_reset=bool(settings.EMAIL_HOST))

@@ -92,6 +92,54 @@ def web(transactional_db, fleet_settings, static_root):
         stop(process)
 
 
+class CspWatchedBrowser:
+    """The browser, with every page of every context it opens watched for Content-Security-
+    Policy violations; `violations` lists them until the test that caused them checks it.
+
+    Chromium reports each violation as an issue of its DevTools "Audits" domain, whether or not
+    the page runs JavaScript (enabling the domain also replays the issues found before). Under
+    this policy the tests give `wait_for_function` a function, not a string: a string is eval'd.
+    """
+
+    def __init__(self, browser) -> None:
+        self._browser = browser
+        self.violations: list[str] = []
+
+    def new_context(self, **options):
+        context = self._browser.new_context(**options)
+        context.on("page", lambda page: self._watch(context, page))
+        return context
+
+    def _watch(self, context, page) -> None:
+        session = context.new_cdp_session(page)
+        session.on("Audits.issueAdded", self._issue)
+        session.send("Audits.enable")
+
+    def _issue(self, event: dict) -> None:
+        details = event["issue"]["details"].get("contentSecurityPolicyIssueDetails")
+        if details is None:
+            return
+        kind = details["contentSecurityPolicyViolationType"]
+        where = details.get("sourceCodeLocation") or {}
+        self.violations.append(
+            f"{kind}: {details['violatedDirective']} refused "
+            f"{details.get('blockedURL', 'inline')} in {where.get('url')}:{where.get('lineNumber')}"
+        )
+
+    def __getattr__(self, name: str):
+        return getattr(self._browser, name)
+
+
+@pytest.fixture(autouse=True)
+def no_csp_violations(request):
+    """Every browser test loads its pages with zero Content-Security-Policy violations."""
+    yield
+    if "chromium" in request.fixturenames:
+        browser = request.getfixturevalue("chromium")
+        found, browser.violations[:] = list(browser.violations), []
+        assert not found, "Content-Security-Policy violations:\n" + "\n".join(found)
+
+
 @pytest.fixture(scope="module")
 def chromium():
     """Headless Chromium for one test module. Playwright's sync API runs an event loop in this
@@ -117,7 +165,7 @@ def chromium():
                     "--no-first-run",
                 ],
             )
-            yield browser
+            yield CspWatchedBrowser(browser)
             browser.close()
     finally:
         del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]

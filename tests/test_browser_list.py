@@ -26,12 +26,12 @@ def test_filter_search_and_page_through_the_list(web, page, operator_login, flee
 
     page.fill("#search", "cml-worker")
     page.wait_for_url("**q=cml-worker**")
-    page.wait_for_function("document.querySelectorAll('tr[id$=-row]').length === 6")
+    page.wait_for_function("() => document.querySelectorAll('tr[id$=-row]').length === 6")
     page.select_option("#f-region", "eu-west-1")
     page.wait_for_url("**region=eu-west-1**")
-    page.wait_for_function("document.querySelectorAll('tr[id$=-row]').length === 3")
+    page.wait_for_function("() => document.querySelectorAll('tr[id$=-row]').length === 3")
     page.go_back()  # the state lives in the URL
-    page.wait_for_function("document.querySelectorAll('tr[id$=-row]').length === 6")
+    page.wait_for_function("() => document.querySelectorAll('tr[id$=-row]').length === 6")
 
     page.click("th a:has-text('CPU')")
     page.wait_for_url("**sort=cpu**")
@@ -59,5 +59,5 @@ def test_the_refresh_button_swaps_the_fresh_row_in(web, page, operator_login, fl
     assert "Unknown" in row.inner_text()
     row.locator("button:has-text('Refresh')").click()
     # The answer's toast says it is done (the live stream may swap the row in even sooner).
-    page.wait_for_function("document.querySelector('#toast').innerText.includes('Refreshed')")
+    page.wait_for_function("() => document.querySelector('#toast').innerText.includes('Refreshed')")
     assert "Running" in page.locator(f"#worker-{worker.pk}-row").inner_text()

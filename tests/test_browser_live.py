@@ -35,7 +35,7 @@ def collect(*args, **kwargs):
 
 
 def _wait_until_streaming(page):
-    page.wait_for_function("window.sseOpened >= 1")
+    page.wait_for_function("() => window.sseOpened >= 1")
 
 
 def test_a_row_changes_without_reloading(web, page, fleet_workers, fleet_settings):
@@ -51,13 +51,15 @@ def test_a_row_changes_without_reloading(web, page, fleet_workers, fleet_setting
     cml_of(fleet_settings, bad).http_500 = True
     collect()
     page.wait_for_function(
-        f"document.querySelector('#worker-{bad.pk}-row').innerText.includes('Unavailable')",
+        f"() => document.querySelector('#worker-{bad.pk}-row').innerText.includes('Unavailable')",
         timeout=15000,
     )
     # The run's end moves the progress line, and the stat cards with it.
-    page.wait_for_function("document.querySelector('#fleet-stats .stat.bad') !== null")
+    page.wait_for_function("() => document.querySelector('#fleet-stats .stat.bad') !== null")
     assert page.evaluate("window.sameDocument") is True  # swapped in place, never reloaded
-    page.wait_for_function("document.querySelector('#fleet-progress').innerText.includes('Last')")
+    page.wait_for_function(
+        "() => document.querySelector('#fleet-progress').innerText.includes('Last')"
+    )
 
 
 def test_two_pages_each_receive_only_their_own_workers_events(
@@ -80,7 +82,7 @@ def test_two_pages_each_receive_only_their_own_workers_events(
             collect([worker.pk])
         for worker in (first, second):
             pages[worker.pk].wait_for_function(
-                f"document.querySelector('#worker-{worker.pk}-cml').innerText"
+                f"() => document.querySelector('#worker-{worker.pk}-cml').innerText"
                 ".includes('Unavailable')",
                 timeout=15000,
             )
@@ -116,7 +118,8 @@ def test_a_page_catches_up_after_the_server_restarts(
 
         server = start_daphne(port, env)
         page.wait_for_function(
-            f"document.querySelector('#worker-{worker.pk}-row').innerText.includes('Unavailable')",
+            f"() => document.querySelector('#worker-{worker.pk}-row').innerText"
+            ".includes('Unavailable')",
             timeout=20000,
         )
         assert page.evaluate("window.sseOpened") >= 2
@@ -133,8 +136,8 @@ def test_the_live_connection_follows_the_rows_on_screen(web, page, fleet_workers
     log_in(page, web, *server_user("vera", "viewer"))
     _wait_until_streaming(page)
     page.fill("#search", second.instance_id)
-    page.wait_for_function("document.querySelectorAll('tr[id$=-row]').length === 1")
-    page.wait_for_function("window.sseOpened >= 2")  # a new stream for the new rows
+    page.wait_for_function("() => document.querySelectorAll('tr[id$=-row]').length === 1")
+    page.wait_for_function("() => window.sseOpened >= 2")  # a new stream for the new rows
     url = page.get_attribute("#worker-table", "sse-connect")
     assert f"workers={second.pk}&" in url
 
@@ -143,7 +146,8 @@ def test_the_live_connection_follows_the_rows_on_screen(web, page, fleet_workers
         cml_of(fleet_settings, worker).http_500 = True
     collect([first.pk, second.pk])
     page.wait_for_function(
-        f"document.querySelector('#worker-{second.pk}-row').innerText.includes('Unavailable')",
+        f"() => document.querySelector('#worker-{second.pk}-row').innerText"
+        ".includes('Unavailable')",
         timeout=15000,
     )
     events = page.evaluate("window.sseEvents")
@@ -171,7 +175,8 @@ def test_a_cycles_progress_bar_fills_and_completes(
             page.wait_for_timeout(200)
         cycle.result()
     page.wait_for_function(
-        "document.querySelector('#fleet-progress').innerText.includes('Last cycle succeeded')",
+        "() => document.querySelector('#fleet-progress').innerText"
+        ".includes('Last cycle succeeded')",
         timeout=15000,
     )
     assert len(seen - {None}) >= 2  # it moved while the cycle ran
@@ -191,10 +196,10 @@ def test_a_live_update_waits_while_the_rows_own_refresh_is_in_flight(
 
     cml_of(fleet_settings, worker).http_500 = True
     collect([worker.pk])
-    page.wait_for_function(f"window.sseEvents.includes('worker-{worker.pk}-row')")
+    page.wait_for_function(f"() => window.sseEvents.includes('worker-{worker.pk}-row')")
     assert page.get_attribute(row, "data-old") == "yes"  # left alone: its Refresh answers
 
     page.evaluate(f"document.querySelector('{row} form').classList.remove('htmx-request')")
     cml_of(fleet_settings, worker).http_500 = False
     collect([worker.pk])
-    page.wait_for_function(f"document.querySelector('{row}').dataset.old === undefined")
+    page.wait_for_function(f"() => document.querySelector('{row}').dataset.old === undefined")

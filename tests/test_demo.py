@@ -81,6 +81,21 @@ def test_demo_serves_the_fleet_and_ctrl_c_stops_everything(tmp_path):
     assert _processes_with_env(database) == []
 
 
+def test_demo_refuses_a_database_that_is_not_sqlite():
+    """It would make a superuser with a published password in a real database."""
+    env = {**os.environ, "DEBUG": "true", "DATABASE_URL": "postgres://fleet@127.0.0.1:1/fleet"}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "demo", "--port", str(_free_port())],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "runs only on SQLite" in result.stderr
+    assert "postgresql database" in result.stderr
+
+
 def test_a_child_that_ignores_sigterm_is_killed_after_the_grace_period():
     from fleet.supervise import stop_all
 

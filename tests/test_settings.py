@@ -52,6 +52,12 @@ def test_it_refuses_to_start_without_secret_key_or_allowed_hosts(missing):
         ("AWS_REGIONS", "us-east-1,mars-north-9x", "is not an AWS region name"),
         ("AWS_REGIONS", "us-east-1,us-east-9", "not an EC2 region this boto3 knows"),
         ("CML_ENDPOINT_TEMPLATE", "https://cml.example.com", "must contain {public_ip}"),
+        ("SESSION_HOURS", "0", "SESSION_HOURS=0 must be at least 1"),
+        ("SESSION_HOURS", "half a day", "is not an integer"),
+        ("LOGIN_FAILURE_LIMIT", "0", "LOGIN_FAILURE_LIMIT=0 must be at least 1"),
+        ("LOGIN_COOLOFF_MINUTES", "0", "LOGIN_COOLOFF_MINUTES=0 must be at least 1"),
+        ("EMAIL_PORT", "smtp", "is not an integer"),
+        ("EMAIL_USE_TLS", "sometimes", "is not a boolean"),
     ],
 )
 def test_it_rejects_nonsense_settings_with_a_clear_message(name, value, message):
@@ -63,3 +69,35 @@ def test_it_rejects_nonsense_settings_with_a_clear_message(name, value, message)
 def test_migrations_match_the_models():
     result = _manage("makemigrations", "--check", "--dry-run", **PRODUCTION)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _setting(name: str, **env: str) -> str:
+    code = f"from django.conf import settings; print(settings.{name})"
+    result = _manage("shell", "--no-imports", "-c", code, **{**PRODUCTION, **env})
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_sessions_last_session_hours():
+    assert _setting("SESSION_COOKIE_AGE") == str(12 * 3600)
+    assert _setting("SESSION_COOKIE_AGE", SESSION_HOURS="2") == "7200"
+
+
+@pytest.mark.parametrize(("email_host", "routed"), [("", False), ("smtp.example.com", True)])
+def test_password_reset_is_routed_only_when_mail_is_configured(email_host, routed):
+    code = (
+        "from django.urls import NoReverseMatch, reverse\n"
+        "for name in ['password_reset', 'admin_password_reset']:\n"
+        "    try: print(name, reverse(name))\n"
+        "    except NoReverseMatch: print(name, None)"
+    )
+    result = _manage(
+        "shell", "--no-imports", "-c", code, **{**PRODUCTION, "EMAIL_HOST": email_host}
+    )
+    assert result.returncode == 0, result.stderr
+    expected = (
+        "password_reset /accounts/password_reset/\nadmin_password_reset /admin/password_reset/"
+        if routed
+        else "password_reset None\nadmin_password_reset None"
+    )
+    assert result.stdout.strip() == expected

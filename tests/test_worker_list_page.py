@@ -98,6 +98,41 @@ def test_csv_exports_the_whole_filtered_list(logged_in, big_fleet):
     assert "'=HYPERLINK(evil)" in [row[0] for row in rows]
 
 
+def test_a_bad_filter_value_shows_the_whole_list_with_a_note(logged_in, big_fleet):
+    html = logged_in.get("/?status=bogus").content.decode()
+    assert "Ignored status &#x27;bogus&#x27;" in html
+    assert "1–50 of 300" in html
+
+
+DANGEROUS_PREFIXES = ["=", "+", "-", "@", "\t", "\r"]
+
+
+@pytest.mark.parametrize("prefix", DANGEROUS_PREFIXES)
+def test_csv_defuses_every_formula_prefix_in_remote_text(logged_in, worker, prefix):
+    """Names and tags come from EC2, versions and errors from CML servers: a spreadsheet must
+    read each as text, whatever it starts with."""
+    payload = f"{prefix}cmd|' /C calc'!A0"
+    remote = {
+        "name": payload,
+        "instance_type": payload,
+        "cml_version": payload,
+        "last_error": payload,
+    }
+    Worker.objects.filter(pk=worker.pk).update(**remote)
+    response = logged_in.get("/?format=csv")
+    header, row = list(csv.reader(io.StringIO(response.content.decode(), newline="")))
+    cells = dict(zip(header, row, strict=True))
+    for column in ["name", "instance_type", "cml_version", "last_error"]:
+        assert cells[column] == "'" + payload, column
+
+
+def test_csv_leaves_harmless_text_alone(logged_in, worker):
+    Worker.objects.filter(pk=worker.pk).update(last_error="CML 401: bad token")
+    response = logged_in.get("/?format=csv")
+    header, row = list(csv.reader(io.StringIO(response.content.decode(), newline="")))
+    assert dict(zip(header, row, strict=True))["last_error"] == "CML 401: bad token"
+
+
 def test_sort_headers_link_to_the_flipped_order(logged_in, big_fleet):
     html = logged_in.get("/?sort=cpu").content.decode()
     assert 'aria-sort="ascending"' in html

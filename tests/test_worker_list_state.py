@@ -84,6 +84,16 @@ def test_bad_values_fall_back_with_a_note(fleet, query, note, same_as):
     assert _names(query) == _names(same_as)  # as if the bad value were not there
 
 
+@pytest.mark.parametrize("query", ["region=mars-1", "status=bogus", "service=meh"])
+def test_a_bad_filter_value_is_noted_and_not_applied(fleet, query):
+    """Dropped means dropped: the list is the unfiltered one, not empty."""
+    name = query.split("=")[0]
+    state = _state(query)
+    assert any(note.startswith(f"Ignored {name} ") for note in state.notes)
+    assert getattr(state, name) == ""
+    assert _names(query) == _names("") == ["alpha", "bravo", "charlie", "echo"]
+
+
 def test_the_state_round_trips_through_the_url():
     state = _state("q=abc&region=eu-west-1&sort=-cpu&terminated=1&page=3")
     assert _state(state.query(page="3")) == state

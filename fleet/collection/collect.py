@@ -33,6 +33,7 @@ from fleet.models import (
     Lab,
     LicenseState,
     RunKind,
+    RunScope,
     RunStatus,
     RunTrigger,
     Worker,
@@ -90,7 +91,10 @@ def _collect(
         Worker.objects.all() if worker_ids is None else Worker.objects.filter(pk__in=worker_ids)
     )
     workers = list(workers.order_by("pk"))
-    run = CollectionRun.objects.create(kind=kind, trigger=trigger, workers_total=len(workers))
+    scope = RunScope.FLEET if worker_ids is None else RunScope.WORKERS
+    run = CollectionRun.objects.create(
+        kind=kind, trigger=trigger, scope=scope, workers_total=len(workers)
+    )
     try:
         with ProgressReporter(run) as progress:
             seen, aws_calls, notes = observe(

@@ -5,6 +5,7 @@ import threading
 
 from django.contrib.auth.models import Group, User
 from django.core.management.base import BaseCommand, CommandError
+from django.db import connection
 
 from fleet.supervise import Program, daphne, manage, supervise
 from simulator.fleet import SimulatedFleet
@@ -25,6 +26,7 @@ class Command(BaseCommand):
         parser.add_argument("--drift-seconds", type=float, default=20.0)
 
     def handle(self, *args, port: int, workers: int, drift_seconds: float, **options):
+        _refuse_unless_sqlite()
         if workers < 1:
             raise CommandError("--workers must be at least 1")
         _check_port_free(port)
@@ -77,6 +79,18 @@ class Command(BaseCommand):
         user.set_password(DEMO_PASSWORD)
         user.save()
         user.groups.add(Group.objects.get(name="admin"))
+
+
+def _refuse_unless_sqlite() -> None:
+    """The demo makes a superuser whose password is printed in the README: never in a real
+    database."""
+    vendor = connection.vendor
+    if vendor != "sqlite":
+        raise CommandError(
+            f"manage.py demo creates the superuser {DEMO_USERNAME!r} with a published password, "
+            f"so it runs only on SQLite, and DATABASE_URL names a {vendor} database. "
+            "Unset DATABASE_URL (or point it at a sqlite:/// file) to run the demo."
+        )
 
 
 def _check_port_free(port: int) -> None:
