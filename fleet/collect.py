@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from fleet.changelog import record_change
 from fleet.derive import WorkerObservation, cml_endpoint, derive_changes, derive_lab_changes
+from fleet.fit import fit_observation
 from fleet.locks import exclusive
 from fleet.models import (
     FLEET_CHANGE,
@@ -195,8 +196,10 @@ def _observe_cml(
 
 
 def derive_cycle(workers: list[Worker], seen: dict[int, WorkerObservation]) -> CycleResult:
-    """Run derive over every worker and its labs (one query loads the stored labs)."""
+    """Fit every observation to the columns, then run derive over every worker and its labs
+    (one query loads the stored labs)."""
     result = CycleResult()
+    seen = {pk: fit_observation(observation) for pk, observation in seen.items()}
     for worker in workers:
         observation = seen[worker.pk]
         changes = derive_changes(worker, observation, settings.CML_ENDPOINT_TEMPLATE)
