@@ -42,9 +42,9 @@ TOKENS_CACHE_SECONDS = 12 * 3600
 
 
 @functools.cache
-def aws_reader(regions: tuple[str, ...], endpoint_url: str | None) -> AwsReader:
+def aws_reader(regions: tuple[str, ...], endpoint_url: str | None, deadline: int) -> AwsReader:
     """One reader (and so one boto3 client per region) per process, reused by every cycle."""
-    return AwsReader(list(regions), endpoint_url)
+    return AwsReader(list(regions), endpoint_url, deadline=deadline)
 
 
 def collect(
@@ -123,7 +123,9 @@ def observe(
     ids_by_region: dict[str, list[str]] = {}
     for worker in workers:
         ids_by_region.setdefault(worker.region, []).append(worker.instance_id)
-    reader = aws_reader(tuple(settings.AWS_REGIONS), settings.AWS_ENDPOINT_URL)
+    reader = aws_reader(
+        tuple(settings.AWS_REGIONS), settings.AWS_ENDPOINT_URL, settings.AWS_DEADLINE_SECONDS
+    )
     regions = reader.observe(ids_by_region) if ids_by_region else {}
     notes = [
         f"CloudWatch {name}: {region.metrics_error}"
@@ -186,6 +188,7 @@ def _observe_cml(
             request_timeout=settings.CML_REQUEST_TIMEOUT_SECONDS,
             worker_deadline=deadline or settings.CML_WORKER_DEADLINE_SECONDS,
             cycle_deadline=settings.COLLECT_CYCLE_DEADLINE_SECONDS,
+            max_response_bytes=settings.CML_MAX_RESPONSE_BYTES,
             tokens=tokens,
             on_worker_done=on_worker_done,
         )
