@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db import DataError, IntegrityError, transaction
+from django.db import DatabaseError, DataError, IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -27,6 +27,7 @@ BATCH_SIZE = 500
 # The database, or its driver, refusing a value: one worker's data is at fault, not the
 # database. Other errors (connection lost, disk full) still fail the whole run, all or nothing.
 REFUSED_VALUE_ERRORS = (DataError, IntegrityError, ValueError, TypeError, OverflowError)
+WRITE_ERRORS = (DatabaseError, *REFUSED_VALUE_ERRORS)
 REFUSAL_MAX = 300  # characters of the database's message kept on the worker
 
 
@@ -66,13 +67,23 @@ def persist(run: CollectionRun, workers: list[Worker], result: CycleResult, now:
             if result.lab_deletes:
                 Lab.objects.filter(pk__in=result.lab_deletes).delete()
             _finish(run, workers, result, now, refused={})
-    except REFUSED_VALUE_ERRORS as error:
+    except WRITE_ERRORS as error:
+        if not refuses_a_value(error):
+            raise
         log.warning(
             "run %s: the database refused a value (%s); writing worker by worker", run.pk, error
         )
         with transaction.atomic():
             refused = _write_each(result)
             _finish(run, workers, result, now, refused)
+
+
+def refuses_a_value(error: Exception) -> bool:
+    """Whether the error is the database (or its driver) refusing a value, not the database
+    failing. PostgreSQL's cardinality violation (one upsert naming a row twice) is one too."""
+    if isinstance(error, REFUSED_VALUE_ERRORS):
+        return True
+    return str(getattr(error.__cause__, "sqlstate", None) or "").startswith("21")
 
 
 def _upsert_labs(labs: list[Lab]) -> None:
@@ -107,7 +118,9 @@ def _write_each(result: CycleResult) -> dict[int, str]:
                     _upsert_labs(upserts[pk])
                 if deletes[pk]:
                     Lab.objects.filter(pk__in=deletes[pk]).delete()
-        except REFUSED_VALUE_ERRORS as error:
+        except WRITE_ERRORS as error:
+            if not refuses_a_value(error):
+                raise
             refused[pk] = _refusal(error)
             log.warning("worker %s: the database refused its data: %s", pk, error)
     for pk, message in refused.items():
