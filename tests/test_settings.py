@@ -52,6 +52,9 @@ def test_it_refuses_to_start_without_secret_key_or_allowed_hosts(missing):
         ("AWS_REGIONS", "us-east-1,mars-north-9x", "is not an AWS region name"),
         ("AWS_REGIONS", "us-east-1,us-east-9", "not an EC2 region this boto3 knows"),
         ("CML_ENDPOINT_TEMPLATE", "https://cml.example.com", "must contain {public_ip}"),
+        ("AWS_DEADLINE_SECONDS", "1", "AWS_DEADLINE_SECONDS=1 must be at least 5"),
+        ("AWS_DEADLINE_SECONDS", "soon", "is not an integer"),
+        ("CML_MAX_RESPONSE_BYTES", "1000", "CML_MAX_RESPONSE_BYTES=1000 must be at least 100000"),
     ],
 )
 def test_it_rejects_nonsense_settings_with_a_clear_message(name, value, message):
