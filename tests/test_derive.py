@@ -164,6 +164,12 @@ def test_ec2_states_map_to_statuses(state, status):
     assert changes.get("status", "unknown") == status
 
 
+def test_status_checks_outside_the_known_values_are_unknown():
+    seen = WorkerObservation(aws=_running(system_check="x" * 50, instance_check="impaired"))
+    changes = derive_changes(_worker(system_check="ok", instance_check="ok"), seen, TEMPLATE)
+    assert (changes["system_check"], changes["instance_check"]) == ("unknown", "impaired")
+
+
 def test_a_vanished_instance_becomes_terminated_with_an_error():
     worker = _worker(status="running", public_ip="3.3.3.3", consecutive_failures=2)
     vanished = InstanceObservation(instance_id=worker.instance_id, found=False)
