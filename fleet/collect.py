@@ -41,8 +41,15 @@ TOKENS_CACHE_KEY = "fleet:cml-tokens"
 TOKENS_CACHE_SECONDS = 12 * 3600
 
 
+def aws_reader() -> AwsReader:
+    """The reader for the current settings (AWS_REGIONS, AWS_ENDPOINT_URL, AWS_DEADLINE_SECONDS)."""
+    return _aws_reader(
+        tuple(settings.AWS_REGIONS), settings.AWS_ENDPOINT_URL, settings.AWS_DEADLINE_SECONDS
+    )
+
+
 @functools.cache
-def aws_reader(regions: tuple[str, ...], endpoint_url: str | None, deadline: int) -> AwsReader:
+def _aws_reader(regions: tuple[str, ...], endpoint_url: str | None, deadline: int) -> AwsReader:
     """One reader (and so one boto3 client per region) per process, reused by every cycle."""
     return AwsReader(list(regions), endpoint_url, deadline=deadline)
 
@@ -123,9 +130,7 @@ def observe(
     ids_by_region: dict[str, list[str]] = {}
     for worker in workers:
         ids_by_region.setdefault(worker.region, []).append(worker.instance_id)
-    reader = aws_reader(
-        tuple(settings.AWS_REGIONS), settings.AWS_ENDPOINT_URL, settings.AWS_DEADLINE_SECONDS
-    )
+    reader = aws_reader()
     regions = reader.observe(ids_by_region) if ids_by_region else {}
     notes = [
         f"CloudWatch {name}: {region.metrics_error}"
