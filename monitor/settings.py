@@ -240,18 +240,23 @@ COLLECT_LOCK_WAIT_SECONDS = env_int("COLLECT_LOCK_WAIT_SECONDS", 60, minimum=0)
 HISTORY_DAYS = env_int("HISTORY_DAYS", 7, minimum=1)
 CML_REQUEST_TIMEOUT_SECONDS = env_int("CML_REQUEST_TIMEOUT_SECONDS", 10, minimum=1)
 CML_WORKER_DEADLINE_SECONDS = env_int("CML_WORKER_DEADLINE_SECONDS", 60, minimum=1)
+# One CML answer's body is read up to this many bytes (5 MB, decimal); more is that call's error.
+CML_MAX_RESPONSE_BYTES = env_int("CML_MAX_RESPONSE_BYTES", 5_000_000, minimum=100_000)
+# The AWS phase of a cycle (every region at once, boto3's retries included) ends by this.
+AWS_DEADLINE_SECONDS = env_int("AWS_DEADLINE_SECONDS", 60, minimum=5)
 
 # --- django-q2 ----------------------------------------------------------------------------------
 # timeout > the cycle's own deadline, retry > timeout (else a task runs twice), no catch-up.
-# The CML part of a cycle ends by this deadline whatever the fleet does; q2's task timeout
-# leaves room for AWS and the database after it, and q2's retry comes later still.
+# The AWS and CML parts of a cycle end by their deadlines whatever the fleet does; q2's task
+# timeout leaves room for the database after them, and q2's retry comes later still.
 COLLECT_CYCLE_DEADLINE_SECONDS = env_int("COLLECT_CYCLE_DEADLINE_SECONDS", 600, minimum=10)
+_CYCLE_BOUND = COLLECT_LOCK_WAIT_SECONDS + AWS_DEADLINE_SECONDS + COLLECT_CYCLE_DEADLINE_SECONDS
 Q_CLUSTER = {
     "name": "fleet",
     "orm": "default",
     "workers": env_int("Q_WORKERS", 2, minimum=1),
-    "timeout": COLLECT_LOCK_WAIT_SECONDS + COLLECT_CYCLE_DEADLINE_SECONDS + 120,
-    "retry": COLLECT_LOCK_WAIT_SECONDS + COLLECT_CYCLE_DEADLINE_SECONDS + 240,
+    "timeout": _CYCLE_BOUND + 120,
+    "retry": _CYCLE_BOUND + 240,
     "max_attempts": 1,
     "catch_up": False,
     "cache": "default",

@@ -5,7 +5,10 @@ Worker `i-0abc` answers at `{base_url}/cml/i-0abc/api/v0/...`, so the product's 
 another process (the demo, browser tests) set fault knobs:
 
     GET  /_sim/workers                         instance id -> knobs
-    POST /_sim/workers/{instance_id}           JSON object of knobs to set (400 if unknown/bad)
+    POST /_sim/workers/{instance_id}           JSON object of knobs to set (400 if unknown/bad);
+                                               knobs: latency_ms, hang, http_500, malformed_json,
+                                               not_ready, token_ttl_requests, bad_data (one of
+                                               cml_worker.BAD_DATA), huge_body, empty_body
     POST /_sim/workers/{instance_id}/expire_tokens
     POST /_sim/advance                         one step of drift for every worker
 """

@@ -1,9 +1,10 @@
-"""One simulated CML 2.9 server: its state, fault knobs and REST API answers (DESIGN §5).
+"""One simulated CML 2.9 server: its state, fault knobs and REST API answers.
 
 Plain Python, no HTTP: `SimulatedCML.respond()` turns a request into a `Reply`; the server in
 `cml.py` carries it over the wire and adds the timing faults (latency, hang).
 """
 
+import copy
 import json
 import random
 import secrets
@@ -37,7 +38,22 @@ KNOB_TYPES: dict[str, tuple[type, ...]] = {
     "malformed_json": (bool,),
     "not_ready": (bool,),
     "token_ttl_requests": (int, type(None)),
+    "bad_data": (str, type(None)),
+    "huge_body": (bool,),
+    "empty_body": (bool,),
 }
+# The values of the `bad_data` knob: odd but possible data in otherwise well-formed answers.
+BAD_DATA = (
+    "nul_bytes",  # a NUL character in the first lab's title and in the compute host names
+    "long_strings",  # a 100-character version and a 1,000-character lab title
+    "negative_numbers",  # running nodes -5 on every compute, the first lab's node count -3
+    "huge_numbers",  # 10**12 total nodes, 10**30 bytes of memory, the first lab's link count
+    "non_finite",  # NaN CPU percent and Infinity memory (Python's json writes them)
+    "wrong_types",  # a string CPU percent, a number lab title, a list for /system_health
+    "long_lab_id",  # one more lab, with a 100-character id
+    "duplicate_lab_ids",  # one more lab entry carrying the first lab's id
+)
+HUGE_BODY_BYTES = 50_000_000  # `huge_body`: every JSON answer padded with this much whitespace
 NGINX_502 = (
     b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
     b"<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n"
@@ -75,6 +91,9 @@ class SimulatedCML:
     malformed_json: bool = False
     not_ready: bool = False
     token_ttl_requests: int | None = None
+    bad_data: str | None = None
+    huge_body: bool = False
+    empty_body: bool = False
     licensed: bool = True
     is_enterprise: bool = True
     registration_status: str = "COMPLETED"
@@ -117,6 +136,8 @@ class SimulatedCML:
                 raise ValueError(f"bad value for {name}: {value!r}")
             if isinstance(value, int) and not isinstance(value, bool) and value < 0:
                 raise ValueError(f"{name} must not be negative")
+            if name == "bad_data" and value is not None and value not in BAD_DATA:
+                raise ValueError(f"bad_data must be one of {', '.join(BAD_DATA)}")
         for name, value in values.items():
             setattr(self, name, value)
 
@@ -146,7 +167,13 @@ class SimulatedCML:
         if self.http_500:
             return error_reply(500, "Internal Server Error: simulated fault")
         reply = self._route(method, path, body, authorization)
-        if self.malformed_json and reply.status == 200:
+        if reply.status != 200:
+            return reply
+        if self.empty_body:
+            return Reply(200, b"")
+        if self.huge_body:  # still valid JSON: whitespace may follow the value
+            return Reply(200, reply.body + b" " * HUGE_BODY_BYTES)
+        if self.malformed_json:
             return Reply(200, reply.body[: len(reply.body) // 2])
         return reply
 
@@ -165,23 +192,23 @@ class SimulatedCML:
         if not self._accept_token(authorization):
             return error_reply(401, "Authentication required: missing, invalid or expired token")
         with self.lock:
-            return render()
+            payload = render()
+        if payload is None:
+            return error_reply(404, f"Lab not found: {path.removeprefix('/labs/')}")
+        return json_reply(200, payload)
 
     def _renderer(self, path: str) -> Any:
+        """The function building the payload of an authenticated path (None: no such lab)."""
         routes = {
-            "/system_health": lambda: json_reply(200, self._health()),
-            "/system_stats": lambda: json_reply(200, self._stats()),
-            "/licensing": lambda: json_reply(200, self._licensing()),
-            "/labs": lambda: json_reply(200, list(self.labs)),
-            "/populate_lab_tiles": lambda: json_reply(200, {"lab_tiles": self.labs}),
+            "/system_health": self._health,
+            "/system_stats": self._stats,
+            "/licensing": self._licensing,
+            "/labs": lambda: list(self._lab_view()),
+            "/populate_lab_tiles": lambda: {"lab_tiles": self._lab_view()},
         }
         if path.startswith("/labs/") and path.count("/") == 2:
             lab_id = path.removeprefix("/labs/")
-            return lambda: (
-                json_reply(200, self.labs[lab_id])
-                if lab_id in self.labs
-                else error_reply(404, f"Lab not found: {lab_id}")
-            )
+            return lambda: self._lab_view().get(lab_id)
         return routes.get(path)
 
     def _authenticate(self, body: bytes) -> Reply:
@@ -210,15 +237,18 @@ class SimulatedCML:
             return True
 
     def _system_information(self) -> dict[str, Any]:
-        return {"version": self.version, "ready": True, "allow_ssh_pubkey_auth": False, "oui": None}
+        version = self.version + "-" + "x" * 94 if self.bad_data == "long_strings" else self.version
+        return {"version": version, "ready": True, "allow_ssh_pubkey_auth": False, "oui": None}
 
-    def _health(self) -> dict[str, Any]:
+    def _health(self) -> Any:
+        if self.bad_data == "wrong_types":
+            return []
         return health_payload(self.computes, self.licensed, self.is_enterprise)
 
     def _stats(self) -> dict[str, Any]:
         started = [lab for lab in self.labs.values() if lab["state"] == "STARTED"]
         deployed = [lab for lab in self.labs.values() if lab["state"] != "DEFINED_ON_CORE"]
-        return stats_payload(
+        stats = stats_payload(
             self.computes,
             cpu_count=self.cpu_count,
             memory_total=self.memory_total,
@@ -226,6 +256,45 @@ class SimulatedCML:
             total_nodes=sum(lab["node_count"] for lab in deployed),
             running_nodes=sum(lab["node_count"] for lab in started),
         )
+        overall = stats["all"]
+        for compute in stats["computes"].values():
+            dominfo = compute["stats"]["dominfo"]
+            if self.bad_data == "nul_bytes":
+                compute["hostname"] += "\x00"
+            elif self.bad_data == "negative_numbers":
+                dominfo["running_nodes"] = -5
+            elif self.bad_data == "huge_numbers":
+                dominfo["total_nodes"] = 10**12
+        if self.bad_data == "huge_numbers":
+            overall["memory"]["total"] = 10**30
+        elif self.bad_data == "non_finite":
+            overall["cpu"]["percent"] = float("nan")
+            overall["memory"]["total"] = float("inf")
+        elif self.bad_data == "wrong_types":
+            overall["cpu"]["percent"] = str(overall["cpu"]["percent"])
+        return stats
+
+    def _lab_view(self) -> dict[str, dict[str, Any]]:
+        """The labs as answered: the stored labs, with the `bad_data` fault applied to a copy."""
+        if self.bad_data is None or not self.labs:
+            return self.labs
+        labs = copy.deepcopy(self.labs)
+        first = next(iter(labs.values()))
+        if self.bad_data == "nul_bytes":
+            first["lab_title"] += "\x00"
+        elif self.bad_data == "long_strings":
+            first["lab_title"] = "L" * 1000
+        elif self.bad_data == "negative_numbers":
+            first["node_count"] = -3
+        elif self.bad_data == "huge_numbers":
+            first["link_count"] = 10**12
+        elif self.bad_data == "wrong_types":
+            first["lab_title"] = 42
+        elif self.bad_data == "long_lab_id":
+            labs["x" * 100] = {**first, "id": "x" * 100}
+        elif self.bad_data == "duplicate_lab_ids":
+            labs[first["id"] + "-again"] = dict(first)  # a second entry, the same "id"
+        return labs
 
     def _licensing(self) -> dict[str, Any]:
         return licensing_payload(

@@ -13,11 +13,15 @@ from simulator.aws import (
     INSTANCE_SIZES,
     MetricDrift,
     SeededInstance,
+    aws_client,
     publish_metrics,
     seed_instances,
     start_moto_server,
 )
 from simulator.cml import CMLSimulator
+
+# The fault knob of an instance's AWS data (`set_aws_fault`): odd but possible values.
+AWS_FAULTS = ("long_name_tag",)  # a 300-character Name tag (EC2 takes 256, moto any length)
 
 
 class SimulatedFleet:
@@ -101,6 +105,16 @@ class SimulatedFleet:
             "CML_PASSWORD": self.password,
             "CML_VERIFY_TLS": "false",
         }
+
+    def set_aws_fault(self, instance_id: str, fault: str | None) -> None:
+        """Give one instance's EC2 data a fault from AWS_FAULTS, or (None) its own data back."""
+        if fault is not None and fault not in AWS_FAULTS:
+            raise ValueError(f"fault must be one of {', '.join(AWS_FAULTS)}")
+        instance = next(i for i in self.instances if i.instance_id == instance_id)
+        name = "N" * 300 if fault == "long_name_tag" else instance.name
+        aws_client("ec2", instance.region, self.aws_endpoint_url).create_tags(
+            Resources=[instance_id], Tags=[{"Key": "Name", "Value": name}]
+        )
 
     def drift(self) -> None:
         """One step: a new round of metrics, and drift in every CML worker."""

@@ -1,6 +1,7 @@
 """The one collection path against the simulated fleet (moto server + simulated CML)."""
 
 import contextlib
+import socket
 import threading
 
 import pytest
@@ -81,6 +82,25 @@ def test_lab_changes_are_upserted_and_vanished_labs_deleted(fleet_workers, fleet
     collect([worker.pk], kind="labs")
     assert not Lab.objects.filter(worker=worker, lab_id=gone).exists()
     assert Lab.objects.filter(worker=worker).count() == len(sim.labs)
+    assert any("labs" in c.fields for c in Change.objects.filter(worker_id=worker.pk))
+
+
+def test_a_lab_whose_state_or_title_changed_is_updated(fleet_workers, fleet_settings):
+    worker = running(fleet_settings, fleet_workers)[0]
+    collect([worker.pk], kind="labs")
+    sim = cml_of(fleet_settings, worker)
+    with sim.lock:
+        lab_id, lab = next(iter(sim.labs.items()))
+        lab["lab_title"] = "Renamed lab"
+        lab["state"] = "STOPPED" if lab["state"] != "STOPPED" else "STARTED"
+        lab["node_count"] += 1
+    collect([worker.pk], kind="labs")
+    stored = Lab.objects.get(worker=worker, lab_id=lab_id)
+    assert (stored.title, stored.state, stored.node_count) == (
+        "Renamed lab",
+        lab["state"],
+        lab["node_count"],
+    )
     assert any("labs" in c.fields for c in Change.objects.filter(worker_id=worker.pk))
 
 
@@ -180,6 +200,24 @@ def test_an_unreachable_aws_region_is_recorded_and_other_regions_collected(
     assert run.status == RunStatus.SUCCEEDED
     assert run.workers_failed == len(fleet_workers)
     assert all("AWS" in error for error in run.errors.values())
+
+
+def test_aws_that_never_answers_is_a_region_error_by_the_deadline(
+    fleet_workers, fleet_settings, settings
+):
+    with socket.socket() as silent:  # accepts connections (the backlog), never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        settings.AWS_ENDPOINT_URL = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        settings.AWS_DEADLINE_SECONDS = 2
+        run = collect()
+    assert run.status == RunStatus.SUCCEEDED
+    assert run.workers_failed == len(fleet_workers)
+    for worker in fleet_workers:
+        worker.refresh_from_db()
+        assert worker.last_error == (
+            f"AWS {worker.region}: no answer within the AWS deadline of 2s"
+        )
 
 
 def test_a_database_error_writes_nothing_and_marks_the_run_failed(

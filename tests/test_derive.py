@@ -108,6 +108,45 @@ def test_a_stopped_worker_loses_its_ips_endpoint_metrics_and_cml_fields():
     assert changes["nodes_running"] is None and changes["compute_hosts"] == []
 
 
+def test_a_stopped_worker_loses_its_public_ip_even_when_aws_still_reports_one():
+    worker = _worker(
+        status="running",
+        public_ip="3.3.3.3",
+        private_ip="10.0.0.3",
+        cml_endpoint="https://3.3.3.3",
+    )
+    stopped = _running(state="stopped")  # an Elastic IP stays on a stopped instance
+    changes = derive_changes(worker, WorkerObservation(aws=stopped), TEMPLATE)
+    assert changes["public_ip"] is None and changes["private_ip"] is None
+    assert changes["cml_endpoint"] == ""
+
+
+def test_noise_below_a_tenth_of_a_percent_is_not_a_change():
+    worker = _worker()
+    seen = WorkerObservation(aws=_running(), cml=_cml())
+    for name, value in derive_changes(worker, seen, TEMPLATE).items():
+        setattr(worker, name, value)
+    noisy = WorkerObservation(
+        aws=_running(cpu_percent=12.33, memory_percent=40.04, disk_percent=None),
+        cml=_cml(cpu_percent=20.04),
+    )
+    assert derive_changes(worker, noisy, TEMPLATE) == {}
+    moved = WorkerObservation(aws=_running(memory_percent=40.06), cml=_cml(cpu_percent=20.06))
+    assert derive_changes(worker, moved, TEMPLATE) == {
+        "memory_percent": 40.1,
+        "cml_cpu_percent": 20.1,
+    }
+
+
+def test_a_failed_labs_read_is_the_workers_error_while_cml_stays_available():
+    labs_failed = _cml(error="HTTP 500 from /populate_lab_tiles")
+    changes = derive_changes(
+        _worker(), WorkerObservation(aws=_running(), cml=labs_failed), TEMPLATE
+    )
+    assert changes["service_status"] == "available"
+    assert changes["last_error"] == "HTTP 500 from /populate_lab_tiles"
+
+
 @pytest.mark.parametrize(
     ("state", "status"),
     [
@@ -123,6 +162,12 @@ def test_a_stopped_worker_loses_its_ips_endpoint_metrics_and_cml_fields():
 def test_ec2_states_map_to_statuses(state, status):
     changes = derive_changes(_worker(), WorkerObservation(aws=_running(state=state)), TEMPLATE)
     assert changes.get("status", "unknown") == status
+
+
+def test_status_checks_outside_the_known_values_are_unknown():
+    seen = WorkerObservation(aws=_running(system_check="x" * 50, instance_check="impaired"))
+    changes = derive_changes(_worker(system_check="ok", instance_check="ok"), seen, TEMPLATE)
+    assert (changes["system_check"], changes["instance_check"]) == ("unknown", "impaired")
 
 
 def test_a_vanished_instance_becomes_terminated_with_an_error():

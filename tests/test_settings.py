@@ -58,6 +58,9 @@ def test_it_refuses_to_start_without_secret_key_or_allowed_hosts(missing):
         ("LOGIN_COOLOFF_MINUTES", "0", "LOGIN_COOLOFF_MINUTES=0 must be at least 1"),
         ("EMAIL_PORT", "smtp", "is not an integer"),
         ("EMAIL_USE_TLS", "sometimes", "is not a boolean"),
+        ("AWS_DEADLINE_SECONDS", "1", "AWS_DEADLINE_SECONDS=1 must be at least 5"),
+        ("AWS_DEADLINE_SECONDS", "soon", "is not an integer"),
+        ("CML_MAX_RESPONSE_BYTES", "1000", "CML_MAX_RESPONSE_BYTES=1000 must be at least 100000"),
     ],
 )
 def test_it_rejects_nonsense_settings_with_a_clear_message(name, value, message):

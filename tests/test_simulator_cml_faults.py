@@ -1,4 +1,5 @@
-"""The simulated CML server's faults (502, 500, bad JSON, latency, hang), stop() and control API."""
+"""The simulated CML server's faults (502, 500, bad JSON, odd data, body size, latency, hang),
+stop() and control API."""
 
 import json
 import threading
@@ -9,6 +10,7 @@ import httpx
 import pytest
 
 from simulator.cml import CMLSimulator
+from simulator.cml_worker import BAD_DATA, HUGE_BODY_BYTES
 from tests.simulator_fixtures import (  # noqa: F401  (fixtures)
     api_fixture,
     login,
@@ -43,6 +45,46 @@ def test_malformed_json_answers_200_with_a_body_that_does_not_parse(api, worker)
         assert response.status_code == 200
         with pytest.raises(json.JSONDecodeError):
             json.loads(response.content)
+
+
+def test_an_empty_body_answers_200_with_nothing(api, worker):
+    headers = login(api)
+    worker.empty_body = True
+
+    for response in (api.get("/system_information"), api.get("/labs", headers=headers)):
+        assert response.status_code == 200 and response.content == b""
+
+
+def test_a_huge_body_is_valid_json_padded_to_50_mb(api, worker):
+    worker.huge_body = True
+
+    response = api.get("/system_information")
+
+    assert response.status_code == 200 and len(response.content) > HUGE_BODY_BYTES
+    assert json.loads(response.content)["version"] == worker.version
+
+
+@pytest.mark.parametrize("bad_data", BAD_DATA)
+def test_bad_data_changes_the_answers_but_not_the_stored_labs(api, worker, bad_data):
+    headers = login(api)
+    clean = {
+        path: api.get(path, headers=headers).content
+        for path in ("/system_information", "/system_health", "/system_stats", "/labs")
+    }
+    tiles = api.get("/populate_lab_tiles", headers=headers).json()["lab_tiles"]
+    stored = json.dumps(worker.labs, sort_keys=True)
+    worker.bad_data = bad_data
+
+    answers = {path: api.get(path, headers=headers) for path in clean}
+    bad_tiles = api.get("/populate_lab_tiles", headers=headers).json()["lab_tiles"]
+
+    assert all(answer.status_code == 200 for answer in answers.values())
+    assert any(answers[path].content != body for path, body in clean.items()) or (
+        bad_tiles != tiles
+    )
+    assert json.dumps(worker.labs, sort_keys=True) == stored
+    for lab_id in answers["/labs"].json():  # every listed lab answers, the odd ones too
+        assert api.get(f"/labs/{lab_id}", headers=headers).status_code == 200
 
 
 def test_latency_delays_every_request(api, worker):
@@ -123,6 +165,9 @@ def test_control_api_lists_and_sets_knobs(sim, worker):
         "malformed_json": False,
         "not_ready": False,
         "token_ttl_requests": None,
+        "bad_data": None,
+        "huge_body": False,
+        "empty_body": False,
     }
     assert changed.status_code == 200
     assert changed.json()["latency_ms"] == 5 and changed.json()["not_ready"] is True
@@ -138,6 +183,9 @@ def test_control_api_lists_and_sets_knobs(sim, worker):
         {"latency_ms": True},
         {"latency_ms": -1},
         {"latency_ms": 1.5},
+        {"bad_data": "no_such_fault"},
+        {"bad_data": True},
+        {"huge_body": "yes"},
         ["hang"],
     ],
 )
@@ -152,6 +200,9 @@ def test_control_api_rejects_bad_knobs_with_400(sim, worker, body):
         "malformed_json": False,
         "not_ready": False,
         "token_ttl_requests": None,
+        "bad_data": None,
+        "huge_body": False,
+        "empty_body": False,
     }
 
 

@@ -1,7 +1,10 @@
 """The AWS source against moto in-process: batching, vanished ids, metrics, failures."""
 
+import contextlib
 import math
 import socket
+import threading
+import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
@@ -216,6 +219,96 @@ def test_an_unreachable_region_fails_alone(aws):
     assert result["eu-west-1"].api_calls == 2  # the retry counts
     assert result["us-east-1"].error is None
     assert result["us-east-1"].instances[east[0]].state == "running"
+
+
+@pytest.fixture
+def silent_port():
+    """A loopback port that accepts connections (the kernel's backlog) and never answers."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(16)
+        yield sock.getsockname()[1]
+
+
+def test_a_region_that_never_answers_misses_the_deadline_and_the_others_are_kept(aws, silent_port):
+    east = launch("us-east-1")
+    west = launch("eu-west-1")
+    # A read timeout of 600 s is capped at the deadline: the retry after it is refused.
+    reader = AwsReader(["us-east-1", "eu-west-1"], deadline=2, read_timeout=600)
+
+    def silent(request, **kwargs):
+        request.url = f"http://127.0.0.1:{silent_port}/"
+
+    ec2_west, _ = reader.clients("eu-west-1")
+    ec2_west.meta.events.register_first("before-send", silent)
+
+    result = reader.observe({"us-east-1": east, "eu-west-1": west})
+
+    assert result["eu-west-1"].error == "no answer within the AWS deadline of 2s"
+    assert result["eu-west-1"].instances == {}
+    assert result["us-east-1"].error is None
+    assert result["us-east-1"].instances[east[0]].state == "running"
+
+
+@pytest.fixture
+def dripping_port():
+    """A loopback server sending one byte every 0.2 s, forever: no read ever times out."""
+    stop = threading.Event()
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    server.settimeout(0.1)
+    connections: list[socket.socket] = []
+
+    def drip() -> None:
+        while not stop.wait(0.2):
+            with contextlib.suppress(OSError):
+                connections.append(server.accept()[0])
+            for connection in connections:
+                with contextlib.suppress(OSError):
+                    connection.send(b"H")
+
+    thread = threading.Thread(target=drip, daemon=True)
+    thread.start()
+    yield server.getsockname()[1]
+    stop.set()
+    thread.join()
+    for connection in connections:
+        connection.close()
+    server.close()
+
+
+def test_a_region_answering_too_slowly_to_time_out_misses_the_deadline(aws, dripping_port):
+    east = launch("us-east-1")
+    west = launch("eu-west-1")
+    reader = AwsReader(["us-east-1", "eu-west-1"], deadline=2)
+
+    def dripping(request, **kwargs):
+        request.url = f"http://127.0.0.1:{dripping_port}/"
+
+    ec2_west, _ = reader.clients("eu-west-1")
+    ec2_west.meta.events.register_first("before-send", dripping)
+
+    result = reader.observe({"us-east-1": east, "eu-west-1": west})
+
+    assert result["eu-west-1"].error == "no answer within the AWS deadline of 2s"
+    assert result["us-east-1"].instances[east[0]].state == "running"
+
+
+def test_no_call_or_retry_starts_after_the_deadline(aws):
+    (instance_id,) = launch("us-east-1")
+    reader = AwsReader(["us-east-1"])
+    seen = operations(reader, "us-east-1")
+
+    region = reader.observe_region("us-east-1", [instance_id], until=time.monotonic() - 1)
+
+    assert region.error == "no answer within the AWS deadline of 60s"
+    assert region.api_calls == 0 and not seen
+
+
+def test_an_attempts_timeouts_fit_inside_the_deadline():
+    config = AwsReader(["us-east-1"], deadline=3)._config
+    assert (config.connect_timeout, config.read_timeout) == (3, 3)
 
 
 def test_throttling_is_retried(aws):

@@ -347,3 +347,106 @@ def test_the_simulators_licence_states_are_mapped(sim):
     result = observe([target(sim, "i-0aaa")], read_labs=False)[1]
 
     assert result.license_state == "out_of_compliance"
+
+
+# --- Hostile answers: size, emptiness, nesting, types -----------------------------------------
+
+
+def test_a_body_over_the_cap_is_that_calls_error_and_is_read_no_further():
+    pulled = []
+
+    async def twenty_megabytes():
+        for _ in range(20):
+            pulled.append(1)
+            yield b" " * 1_000_000
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/system_stats"):
+            return httpx.Response(200, content=twenty_megabytes())  # chunked: no Content-Length
+        return fake_answer(request)
+
+    fake_answer = fake_cml({})[0].handler
+    result = observe(FAKE, transport=httpx.MockTransport(answer), max_response_bytes=3_000_000)[1]
+
+    assert not result.ok and result.error == "CML /system_stats answered more than 3 MB"
+    assert len(pulled) == 4
+
+
+def test_a_declared_length_over_the_cap_is_refused_before_reading(sim):
+    sim.add_worker("i-0aaa").huge_body = True
+    sim.add_worker("i-0bbb")
+
+    results = observe([target(sim, "i-0aaa", 1), target(sim, "i-0bbb", 2)])
+
+    assert results[1].error == "CML /system_information answered more than 5 MB"
+    assert results[2].ok
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        (b"", "CML /system_stats answered an empty body"),
+        (b" \r\n", "CML /system_stats answered an empty body"),
+        (b"[" * 100_000 + b"]" * 100_000, "invalid JSON from /system_stats"),
+        (b"1" * 5000, "invalid JSON from /system_stats"),  # more digits than Python converts
+    ],
+)
+def test_empty_deep_or_absurd_bodies_are_specific_errors(body, error):
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/system_stats"):
+            return httpx.Response(200, content=body)
+        return fake_answer(request)
+
+    fake_answer = fake_cml({})[0].handler
+    result = observe(FAKE, transport=httpx.MockTransport(answer))[1]
+
+    assert not result.ok and result.error == error
+
+
+def test_wrong_json_types_are_dropped_and_noted():
+    transport, _ = fake_cml(
+        {
+            "/system_information": (200, {"version": 2.9, "ready": True}),
+            "/system_health": (200, ["valid"]),
+            "/system_stats": (
+                200,
+                {
+                    "all": {"cpu": {"percent": "12.5"}, "memory": [1, 2]},
+                    "computes": {
+                        "c1": {"hostname": None, "stats": {"dominfo": {"total_nodes": "3"}}}
+                    },
+                },
+            ),
+            "/populate_lab_tiles": (200, {"lab_tiles": {"l1": {"lab_title": 7}, "l2": "lab"}}),
+        }
+    )
+
+    result = observe(FAKE, transport=transport)[1]
+
+    assert result.ok and result.version == "" and result.cpu_percent is None
+    assert result.nodes_total is None and [lab.title for lab in result.labs] == [""]
+    assert set(result.notes) == {  # labs are read alongside the stats: any order
+        "CML /system_information version: not a string (float)",
+        "CML /system_health: not a JSON object (list)",
+        "CML /system_stats all.memory: not a JSON object (list)",
+        "CML /system_stats computes[].stats.dominfo.total_nodes: not a number (str)",
+        "CML /system_stats all.cpu.percent: not a number (str)",
+        "CML labs lab_title: not a string (int)",
+        "CML labs: a lab that is not a JSON object (str), skipped",
+    }
+
+
+def test_a_lab_list_with_odd_entries_reads_each_lab_once():
+    lab = {"id": "a", "lab_title": "A"}
+    transport, seen = fake_cml(
+        {
+            "/populate_lab_tiles": (404, {}),
+            "/labs": (200, ["a", "a", 7, None, ""]),
+            "/labs/a": (200, lab),
+        }
+    )
+
+    result = observe(FAKE, transport=transport)[1]
+
+    assert [lab.lab_id for lab in result.labs] == ["a"] and seen.count("/labs/a") == 1
+    assert result.notes == ("CML /labs: an entry that is not a lab id, skipped",)

@@ -21,6 +21,7 @@ from fleet.collection.derive import (
     derive_changes,
     derive_lab_changes,
 )
+from fleet.collection.fit import fit_observation
 from fleet.collection.locks import exclusive
 from fleet.collection.persist import CycleResult, persist
 from fleet.collection.progress import ProgressReporter
@@ -45,10 +46,17 @@ log = logging.getLogger(__name__)
 FLEET_LOCK = "fleet-collection"
 
 
+def aws_reader() -> AwsReader:
+    """The reader for the current settings (AWS_REGIONS, AWS_ENDPOINT_URL, AWS_DEADLINE_SECONDS)."""
+    return _aws_reader(
+        tuple(settings.AWS_REGIONS), settings.AWS_ENDPOINT_URL, settings.AWS_DEADLINE_SECONDS
+    )
+
+
 @functools.cache
-def aws_reader(regions: tuple[str, ...], endpoint_url: str | None) -> AwsReader:
+def _aws_reader(regions: tuple[str, ...], endpoint_url: str | None, deadline: int) -> AwsReader:
     """One reader (and so one boto3 client per region) per process, reused by every cycle."""
-    return AwsReader(list(regions), endpoint_url)
+    return AwsReader(list(regions), endpoint_url, deadline=deadline)
 
 
 def collect(
@@ -158,7 +166,7 @@ def observe(
     ids_by_region: dict[str, list[str]] = {}
     for worker in workers:
         ids_by_region.setdefault(worker.region, []).append(worker.instance_id)
-    reader = aws_reader(tuple(settings.AWS_REGIONS), settings.AWS_ENDPOINT_URL)
+    reader = aws_reader()
     regions = reader.observe(ids_by_region) if ids_by_region else {}
     notes = [
         f"CloudWatch {name}: {region.metrics_error}"
@@ -222,6 +230,7 @@ def _observe_cml(
             request_timeout=settings.CML_REQUEST_TIMEOUT_SECONDS,
             worker_deadline=deadline or settings.CML_WORKER_DEADLINE_SECONDS,
             cycle_deadline=settings.COLLECT_CYCLE_DEADLINE_SECONDS,
+            max_response_bytes=settings.CML_MAX_RESPONSE_BYTES,
             tokens=tokens,
             on_worker_done=on_worker_done,
         )
@@ -232,8 +241,10 @@ def _observe_cml(
 
 
 def derive_cycle(workers: list[Worker], seen: dict[int, WorkerObservation]) -> CycleResult:
-    """Run derive over every worker and its labs (one query loads the stored labs)."""
+    """Fit every observation to the columns, then run derive over every worker and its labs
+    (one query loads the stored labs)."""
     result = CycleResult()
+    seen = {pk: fit_observation(observation) for pk, observation in seen.items()}
     for worker in workers:
         observation = seen[worker.pk]
         changes = derive_changes(worker, observation, settings.CML_ENDPOINT_TEMPLATE)

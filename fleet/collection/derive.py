@@ -10,7 +10,15 @@ from typing import Any
 
 from fleet.collection.sources.aws import InstanceObservation
 from fleet.collection.sources.cml import CMLObservation, LabObservation
-from fleet.models import Lab, LabState, LicenseState, ServiceStatus, Worker, WorkerStatus
+from fleet.models import (
+    CheckStatus,
+    Lab,
+    LabState,
+    LicenseState,
+    ServiceStatus,
+    Worker,
+    WorkerStatus,
+)
 
 CML_FIELDS_CLEARED_WHEN_DOWN: dict[str, Any] = {
     "service_status": ServiceStatus.UNKNOWN,
@@ -31,11 +39,13 @@ CML_FIELDS_CLEARED_WHEN_DOWN: dict[str, Any] = {
 @dataclass(frozen=True)
 class WorkerObservation:
     """What one cycle saw of one worker. `aws` is None when its whole region failed (then
-    `aws_error` says why); `cml` is None when CML was not called (not running, no endpoint)."""
+    `aws_error` says why); `cml` is None when CML was not called (not running, no endpoint);
+    `notes` says what `fit` changed or dropped to make the values fit their columns."""
 
     aws: InstanceObservation | None = None
     aws_error: str = ""
     cml: CMLObservation | None = None
+    notes: tuple[str, ...] = ()
 
 
 def cml_endpoint(template: str, worker: Worker, aws: InstanceObservation) -> str:
@@ -72,12 +82,13 @@ def derive_changes(
         new.update(CML_FIELDS_CLEARED_WHEN_DOWN)
     elif seen.cml is not None:
         new.update(_from_cml(seen.cml))
-        if not seen.cml.ok:
+        if not seen.cml.ok or seen.cml.error:  # an error while ok: an optional call (labs)
             errors.append(seen.cml.error or "CML did not answer")
     elif seen.aws is not None and not new.get("cml_endpoint", worker.cml_endpoint):
         new["service_status"] = ServiceStatus.UNKNOWN
         errors.append("no CML endpoint: CML_ENDPOINT_TEMPLATE needs an IP this instance lacks")
 
+    errors.extend(seen.notes)
     new["last_error"] = "; ".join(errors)
     new["consecutive_failures"] = worker.consecutive_failures + 1 if errors else 0
     return {name: value for name, value in new.items() if getattr(worker, name) != value}
@@ -100,8 +111,8 @@ def _from_aws(worker: Worker, aws: InstanceObservation, endpoint_template: str) 
     running = status == WorkerStatus.RUNNING
     fields: dict[str, Any] = {
         "status": status,
-        "system_check": aws.system_check or "unknown",
-        "instance_check": aws.instance_check or "unknown",
+        "system_check": _check(aws.system_check),
+        "instance_check": _check(aws.instance_check),
         "instance_type": aws.instance_type,
         "ami_id": aws.ami_id,
         "public_ip": aws.public_ip if running else None,
@@ -115,6 +126,10 @@ def _from_aws(worker: Worker, aws: InstanceObservation, endpoint_template: str) 
     if aws.name:
         fields["name"] = aws.name
     return fields
+
+
+def _check(value: str | None) -> str:
+    return value if value in CheckStatus.values else CheckStatus.UNKNOWN
 
 
 def _from_cml(cml: CMLObservation) -> dict[str, Any]:
@@ -165,19 +180,20 @@ LAB_FIELDS = [
 def derive_lab_changes(
     worker: Worker, existing: list[Lab], observed: tuple[LabObservation, ...]
 ) -> tuple[list[Lab], list[int]]:
-    """Return (labs to upsert, pks of labs to delete) so the stored labs match what CML listed."""
+    """Return (labs to upsert, pks of labs to delete) so the stored labs match what CML listed.
+    `observed` has been through `fit`: its values fit the columns and its ids are unique."""
     stored = {lab.lab_id: lab for lab in existing}
     upserts = []
     for seen in observed:
         lab = Lab(
             worker_id=worker.pk,
             lab_id=seen.lab_id,
-            title=seen.title[:255],
+            title=seen.title,
             description=seen.description,
             state=seen.state if seen.state in LabState.values else LabState.UNKNOWN,
-            owner=seen.owner[:150],
-            node_count=max(seen.node_count, 0),
-            link_count=max(seen.link_count, 0),
+            owner=seen.owner,
+            node_count=seen.node_count,
+            link_count=seen.link_count,
             created=seen.created,
             modified=seen.modified,
         )

@@ -1,15 +1,18 @@
 """EC2 and CloudWatch observations, batched per region (boto3, synchronous, one thread a region).
 
 Per region and cycle: ceil(N/100) DescribeInstances + at most ceil(N/100) DescribeInstanceStatus
-+ ceil(3 x running/500) GetMetricData, whatever N is. No Django here: every setting is a parameter.
++ ceil(3 x running/500) GetMetricData, whatever N is. One deadline bounds the whole observation:
+a region still answering when it passes is that region's error, and its thread makes no further
+call or retry. No Django here: every setting is a parameter.
 """
 
 from __future__ import annotations
 
 import re
 import threading
+import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -65,24 +68,36 @@ class RegionObservation:
     api_calls: int = 0  # HTTP attempts made, retries included
 
 
+class DeadlineExceeded(Exception):
+    """The observation's deadline passed: no further AWS call or retry is made."""
+
+
 class AwsReader:
-    """Reads EC2 and CloudWatch; keeps one client per service and region for its lifetime."""
+    """Reads EC2 and CloudWatch; keeps one client per service and region for its lifetime.
+
+    `deadline` (seconds) bounds each `observe()`: regions answer concurrently, and a region not
+    done by then is reported as failed while the others are kept. Its thread cannot be
+    interrupted mid-request, but it starts no further call or retry after the deadline, and
+    the timeouts of one attempt are capped at the deadline, so it ends soon after.
+    """
 
     def __init__(
         self,
         regions: list[str],
         endpoint_url: str | None = None,
         *,
+        deadline: float = 60,
         connect_timeout: float = 5,
         read_timeout: float = 20,
         max_attempts: int = 8,
     ) -> None:
         self.regions = list(regions)
         self.endpoint_url = endpoint_url
+        self.deadline = deadline
         self._config = Config(
             retries={"mode": "adaptive", "total_max_attempts": max_attempts},
-            connect_timeout=connect_timeout,
-            read_timeout=read_timeout,
+            connect_timeout=min(connect_timeout, deadline),
+            read_timeout=min(read_timeout, deadline),
         )
         self._session = boto3.session.Session()  # credentials from boto3's default chain
         self._clients: dict[str, tuple[Any, Any]] = {}
@@ -109,29 +124,52 @@ class AwsReader:
             return self._clients[region]
 
     def _count_call(self, **kwargs: Any) -> None:
+        """Count an HTTP attempt, or refuse it once the observation's deadline has passed."""
+        until = getattr(self._counter, "until", None)
+        if until is not None and time.monotonic() > until:
+            raise DeadlineExceeded(self._late())
         calls = getattr(self._counter, "calls", None)
         if calls is not None:
             calls[0] += 1
 
+    def _late(self) -> str:
+        return f"no answer within the AWS deadline of {self.deadline:g}s"
+
     def observe(
         self, ids_by_region: dict[str, list[str]], *, metrics: bool = True
     ) -> dict[str, RegionObservation]:
-        """Observe every region concurrently, one thread each; a failing region never raises."""
+        """Observe every region concurrently, one thread each, within the deadline; a failing
+        or late region never raises."""
         if not ids_by_region:
             return {}
-        with ThreadPoolExecutor(max_workers=len(ids_by_region)) as pool:
-            futures = {
-                region: pool.submit(self.observe_region, region, ids, metrics=metrics)
-                for region, ids in ids_by_region.items()
-            }
-            return {region: future.result() for region, future in futures.items()}
+        until = time.monotonic() + self.deadline
+        pool = ThreadPoolExecutor(max_workers=len(ids_by_region))
+        futures = {
+            region: pool.submit(self.observe_region, region, ids, metrics=metrics, until=until)
+            for region, ids in ids_by_region.items()
+        }
+        wait(futures.values(), timeout=self.deadline)
+        pool.shutdown(wait=False)  # a late region's thread ends on its own, soon after
+        return {
+            region: future.result()
+            if future.done()
+            else RegionObservation(region, {}, self._late())
+            for region, future in futures.items()
+        }
 
     def observe_region(
-        self, region: str, instance_ids: list[str], *, metrics: bool = True
+        self,
+        region: str,
+        instance_ids: list[str],
+        *,
+        metrics: bool = True,
+        until: float | None = None,
     ) -> RegionObservation:
-        """Describe the given instances of one region and, if asked, their newest metrics."""
+        """Describe the given instances of one region and, if asked, their newest metrics;
+        `until` (time.monotonic()) is when calls stop being made."""
         ids = list(dict.fromkeys(instance_ids))
         self._counter.calls = calls = [0]
+        self._counter.until = until
         try:
             ec2, cloudwatch = self.clients(region)
             described = self._describe(ec2, ids)
@@ -149,7 +187,7 @@ class AwsReader:
         except Exception as exc:  # credentials, endpoint, permissions...: the region fails alone
             return RegionObservation(region, {}, error=_message(exc), api_calls=calls[0])
         finally:
-            self._counter.calls = None
+            self._counter.calls = self._counter.until = None
         instances = {
             instance_id: _observation(
                 instance_id,
@@ -311,6 +349,6 @@ def _chunks(items: list, size: int) -> Iterator[list]:
 
 
 def _message(exc: Exception) -> str:
-    if isinstance(exc, BotoCoreError | ClientError):
+    if isinstance(exc, BotoCoreError | ClientError | DeadlineExceeded):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"

@@ -1,13 +1,15 @@
 """CML REST API observations (httpx async): every worker concurrently, under one bound.
 
 One small `httpx.AsyncClient` per worker, all sharing one TLS context; a timeout per request, a
-deadline per worker; tokens cached by the caller. One worker's failure becomes that worker's
-`CMLObservation(ok=False, error=...)` and never an exception. No Django here.
+deadline per worker, a cap on the size of each answer; tokens cached by the caller. One worker's
+failure becomes that worker's `CMLObservation(ok=False, error=...)` and never an exception.
+No Django here.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,9 +19,16 @@ from typing import Any
 import certifi
 import httpx
 
-from fleet.collection.sources.cml_parse import license_state, parse_health, parse_lab, parse_stats
+from fleet.collection.sources.cml_parse import (
+    Notes,
+    license_state,
+    parse_health,
+    parse_lab,
+    parse_stats,
+)
 
 API = "/api/v0"
+MAX_RESPONSE_BYTES = 5_000_000  # the default cap on one answer's (decoded) body
 CALLS_AT_ONCE = 4  # requests one worker has in flight at most (health, stats, licensing, labs)
 LAB_FETCHES_AT_ONCE = 8  # per worker, when labs are read one by one (CML without lab tiles)
 
@@ -59,6 +68,7 @@ class CMLObservation:
     nodes_total: int | None = None
     compute_hosts: tuple[dict[str, Any], ...] = ()  # per compute, see cml_parse.compute_host
     labs: tuple[LabObservation, ...] | None = None  # None when labs were not read or failed
+    notes: tuple[str, ...] = ()  # values the answers held that could not be used (cml_parse)
 
 
 @dataclass(frozen=True)
@@ -90,6 +100,7 @@ async def observe_cml(
     request_timeout: float = 10.0,
     worker_deadline: float = 60.0,
     cycle_deadline: float | None = None,
+    max_response_bytes: int = MAX_RESPONSE_BYTES,
     on_worker_done: Callable[[], None] | None = None,
     tokens: dict[str, str] | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
@@ -100,6 +111,7 @@ async def observe_cml(
     CAs that signed CML's certificates) or, without one, the public CAs.
     `cycle_deadline` (seconds from now) bounds the whole call: workers still waiting for their
     turn, or still answering, when it passes get an error instead of holding up the cycle.
+    An answer whose body is over `max_response_bytes` is that call's error, read no further.
     Without `read_licence` the licence is not asked for (it changes rarely) and comes back None.
     `on_worker_done` is called as each worker's observation ends (progress reporting).
     `tokens` (endpoint -> token) is read and updated in place, so callers can keep it across
@@ -126,7 +138,9 @@ async def observe_cml(
                 verify=tls, timeout=timeout, limits=limits, transport=transport
             ) as client,
         ):
-            api = _WorkerAPI(client, target.endpoint, credentials, tokens, request_timeout)
+            api = _WorkerAPI(
+                client, target.endpoint, credentials, tokens, request_timeout, max_response_bytes
+            )
             worker_end = loop.time() + worker_deadline
             try:
                 async with asyncio.timeout_at(min(worker_end, cycle_end)):
@@ -162,6 +176,7 @@ def _tls_context(verify: bool, ca_bundle: str | None) -> ssl.SSLContext:
 async def _observe_worker(api: _WorkerAPI, read_labs: bool, read_licence: bool) -> CMLObservation:
     """system_information alongside authentication, then everything else at once."""
     version, ready = "", None
+    notes: Notes = []
     auth = None if api.token else asyncio.create_task(api.authenticate())
     try:
         response = await api.send("GET", "/system_information")
@@ -169,8 +184,8 @@ async def _observe_worker(api: _WorkerAPI, read_labs: bool, read_licence: bool) 
             return CMLObservation(
                 ok=False, not_ready=True, error="not ready (HTTP 502)", ready=False
             )
-        info = _dict(_json(response, "/system_information"))
-        version = str(info.get("version") or "")
+        info = _object(_json(response, "/system_information"), "/system_information", notes)
+        version = _string(info.get("version"), "CML /system_information version", notes)
         ready = info["ready"] if isinstance(info.get("ready"), bool) else None
         if ready is False:
             return CMLObservation(
@@ -179,7 +194,9 @@ async def _observe_worker(api: _WorkerAPI, read_labs: bool, read_licence: bool) 
         if auth is not None:
             await auth
     except CMLError as exc:
-        return CMLObservation(ok=False, error=str(exc), version=version, ready=ready)
+        return CMLObservation(
+            ok=False, error=str(exc), version=version, ready=ready, notes=tuple(notes)
+        )
     finally:
         _discard(auth)
 
@@ -188,55 +205,77 @@ async def _observe_worker(api: _WorkerAPI, read_labs: bool, read_licence: bool) 
         calls.append(api.get("/licensing"))
     required = len(calls)
     if read_labs:
-        calls.append(_read_labs(api))
+        calls.append(_read_labs(api, notes))
     results = await asyncio.gather(*calls, return_exceptions=True)
     for result in results:
         if isinstance(result, BaseException) and not isinstance(result, CMLError):
             raise result
     answers = [None if isinstance(result, CMLError) else result for result in results]
-    health, stats = answers[0], answers[1]
-    licensing = answers[2] if read_licence else None
+    health = _object(answers[0], "/system_health", notes)
+    stats = _object(answers[1], "/system_stats", notes)
+    licensing = _object(answers[2], "/licensing", notes) if read_licence else {}
     return CMLObservation(
         ok=not any(isinstance(result, CMLError) for result in results[:required]),
         error="; ".join(str(result) for result in results if isinstance(result, CMLError)),
         version=version,
         ready=ready,
-        healthy=parse_health(_dict(health)),
-        license_state=license_state(_dict(licensing)) if read_licence else None,
+        healthy=parse_health(health),
+        license_state=license_state(licensing) if read_licence else None,
         labs=answers[required] if read_labs else None,
-        **parse_stats(_dict(stats)),
+        **parse_stats(stats, notes),
+        notes=tuple(notes),
     )
 
 
-async def _read_labs(api: _WorkerAPI) -> tuple[LabObservation, ...]:
+async def _read_labs(api: _WorkerAPI, notes: Notes) -> tuple[LabObservation, ...]:
     """All labs in one call, or (older CML without lab tiles) the list, then each lab at once."""
     try:
-        tiles = _dict(await api.get("/populate_lab_tiles")).get("lab_tiles")
+        answer = _object(await api.get("/populate_lab_tiles"), "/populate_lab_tiles", notes)
     except CMLError as exc:
         if exc.status not in (404, 405):
             raise
     else:
-        items = tiles.items() if isinstance(tiles, dict) else enumerate(_list(tiles))
-        return tuple(_lab(key, data) for key, data in items if isinstance(data, dict))
+        tiles = answer.get("lab_tiles")
+        if isinstance(tiles, list):
+            tiles = {str(n): tile for n, tile in enumerate(tiles)}
+        tiles = _object(tiles, "/populate_lab_tiles lab_tiles", notes)
+        return tuple(_lab(key, data, notes) for key, data in tiles.items() if _is_lab(data, notes))
 
-    lab_ids = [str(lab_id) for lab_id in _list(await api.get("/labs", show_all="true"))]
+    listed = await api.get("/labs", show_all="true")
+    if not isinstance(listed, list):
+        notes.append(f"CML /labs: not a JSON list ({type(listed).__name__})")
+        listed = []
+    lab_ids = [lab_id for lab_id in listed if isinstance(lab_id, str) and lab_id]
+    if len(lab_ids) < len(listed):
+        notes.append("CML /labs: an entry that is not a lab id, skipped")
     fetches = asyncio.Semaphore(LAB_FETCHES_AT_ONCE)
 
-    async def fetch(lab_id: str) -> dict | None:
+    async def fetch(lab_id: str) -> Any:
         async with fetches:
             try:
-                return _dict(await api.get(f"/labs/{lab_id}"))
+                return await api.get(f"/labs/{lab_id}")
             except CMLError as exc:
                 if exc.status == 404:  # deleted since the list was read
                     return None
                 raise
 
-    labs = await asyncio.gather(*(fetch(lab_id) for lab_id in lab_ids))
-    return tuple(_lab(i, data) for i, data in zip(lab_ids, labs, strict=True) if data is not None)
+    labs = await asyncio.gather(*(fetch(lab_id) for lab_id in dict.fromkeys(lab_ids)))
+    return tuple(
+        _lab(i, data, notes)
+        for i, data in zip(dict.fromkeys(lab_ids), labs, strict=True)
+        if data is not None and _is_lab(data, notes)
+    )
 
 
-def _lab(key: Any, data: dict) -> LabObservation:
-    return LabObservation(**parse_lab(str(key), data))
+def _is_lab(data: Any, notes: Notes) -> bool:
+    if isinstance(data, dict):
+        return True
+    notes.append(f"CML labs: a lab that is not a JSON object ({type(data).__name__}), skipped")
+    return False
+
+
+def _lab(key: str, data: dict, notes: Notes) -> LabObservation:
+    return LabObservation(**parse_lab(key, data, notes))
 
 
 class _WorkerAPI:
@@ -249,6 +288,7 @@ class _WorkerAPI:
         credentials: dict[str, str],
         tokens: dict[str, str],
         request_timeout: float,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
     ) -> None:
         self.client = client
         self.endpoint = endpoint
@@ -256,16 +296,18 @@ class _WorkerAPI:
         self.credentials = credentials
         self.tokens = tokens
         self.request_timeout = request_timeout
+        self.max_response_bytes = max_response_bytes
         self._renewal: asyncio.Future[str] | None = None
 
     @property
     def token(self) -> str | None:
         return self.tokens.get(self.endpoint)
 
-    async def send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """One request; transport failures become a CMLError."""
+    async def send(self, method: str, path: str, **kwargs: Any) -> _Answer:
+        """One request, its body read up to the size cap; transport failures become a CMLError."""
         try:
-            return await self.client.request(method, self.base + path, **kwargs)
+            async with self.client.stream(method, self.base + path, **kwargs) as response:
+                return _Answer(response.status_code, await self._body(response, path))
         except httpx.TimeoutException:
             raise CMLError(f"timeout after {self.request_timeout:g}s from {path}") from None
         except httpx.ConnectError as exc:
@@ -275,6 +317,20 @@ class _WorkerAPI:
             raise CMLError(f"cannot connect to {self.endpoint}: {reason}"[:300]) from None
         except httpx.HTTPError as exc:
             raise CMLError(f"{type(exc).__name__} from {path}") from None
+
+    async def _body(self, response: httpx.Response, path: str) -> bytes:
+        """The (decoded) body, or a CMLError as soon as it is known to be over the cap."""
+        limit = self.max_response_bytes
+        too_big = CMLError(f"CML {path} answered more than {_size(limit)}", response.status_code)
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise too_big
+        body = bytearray()
+        async for chunk in response.aiter_bytes():
+            body += chunk
+            if len(body) > limit:
+                raise too_big
+        return bytes(body)
 
     async def authenticate(self) -> str:
         """A fresh token, stored in the shared tokens dict."""
@@ -300,7 +356,7 @@ class _WorkerAPI:
                 raise CMLError("authentication rejected (401)", 401)
         return _json(response, path)
 
-    async def _get(self, path: str, token: str, params: dict[str, str]) -> httpx.Response:
+    async def _get(self, path: str, token: str, params: dict[str, str]) -> _Answer:
         headers = {"Authorization": f"Bearer {token}"}
         return await self.send("GET", path, headers=headers, params=params or None)
 
@@ -321,21 +377,42 @@ def _untrusted(reason: str) -> str:
     )
 
 
-def _json(response: httpx.Response, path: str) -> Any:
+@dataclass(frozen=True)
+class _Answer:
+    """One HTTP answer, its body read in full (it is under the cap)."""
+
+    status_code: int
+    content: bytes
+
+
+def _json(response: _Answer, path: str) -> Any:
     if response.status_code != 200:
         raise CMLError(f"HTTP {response.status_code} from {path}", response.status_code)
+    if not response.content.strip():
+        raise CMLError(f"CML {path} answered an empty body")
     try:
-        return response.json()
-    except ValueError:
+        return json.loads(response.content)
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than Python parses
         raise CMLError(f"invalid JSON from {path}") from None
 
 
-def _dict(value: Any) -> dict:
-    return value if isinstance(value, dict) else {}
+def _object(value: Any, path: str, notes: Notes) -> dict:
+    """An answer that should be a JSON object; anything else is noted and read as {}."""
+    if value is None or isinstance(value, dict):
+        return value or {}
+    notes.append(f"CML {path}: not a JSON object ({type(value).__name__})")
+    return {}
 
 
-def _list(value: Any) -> list:
-    return value if isinstance(value, list) else []
+def _string(value: Any, where: str, notes: Notes) -> str:
+    if value is None or isinstance(value, str):
+        return value or ""
+    notes.append(f"{where}: not a string ({type(value).__name__})")
+    return ""
+
+
+def _size(limit: int) -> str:
+    return f"{limit / 1_000_000:g} MB" if limit >= 1_000_000 else f"{limit:,} bytes"
 
 
 def _discard(task: asyncio.Task | None) -> None:

@@ -1,9 +1,18 @@
-"""Pure parsing of CML API answers (DESIGN §5), tolerant of missing keys and odd types."""
+"""Pure parsing of CML API answers, tolerant of missing keys and odd types.
+
+Parsing gives each value its JSON type or None: a key that is missing is simply None, while a
+value of the wrong type (a string where a number belongs, a list where an object does) or a
+number JSON cannot hold (NaN, Infinity) is dropped and named in `notes`, so the worker's row can
+say what its CML answered. Fitting values to the database's columns is `fleet.collection.fit`'s job.
+"""
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from typing import Any
+
+Notes = list[str]  # what an answer held that could not be used, one short line each
 
 # CML's /licensing reports Cisco Smart Licensing states, upper case with underscores. Seen from
 # CML: registration COMPLETED | FAILED | UNKNOWN, authorization IN_COMPLIANCE | OUT_OF_COMPLIANCE
@@ -54,52 +63,76 @@ def parse_health(health: dict) -> bool | None:
     return valid if isinstance(valid, bool) else None
 
 
-def parse_stats(stats: dict) -> dict[str, Any]:
+def parse_stats(stats: dict, notes: Notes) -> dict[str, Any]:
     """CMLObservation's resource fields from /system_stats (bytes; CPU percent 0-100)."""
-    overall = _dict(stats.get("all"))
-    memory = _dict(overall.get("memory"))
-    disk = _dict(overall.get("disk")) or _dict(_dict(stats.get("controller")).get("disk"))
-    hosts = tuple(compute_host(_dict(c)) for c in _dict(stats.get("computes")).values())
+    where = "CML /system_stats"
+    overall = _dict(stats.get("all"), f"{where} all", notes)
+    memory = _dict(overall.get("memory"), f"{where} all.memory", notes)
+    disk = _dict(overall.get("disk"), f"{where} all.disk", notes)
+    if not disk:
+        controller = _dict(stats.get("controller"), f"{where} controller", notes)
+        disk = _dict(controller.get("disk"), f"{where} controller.disk", notes)
+    computes = _dict(stats.get("computes"), f"{where} computes", notes)
+    hosts = tuple(
+        compute_host(_dict(c, f"{where} computes[]", notes), notes) for c in computes.values()
+    )
     return {
-        "cpu_percent": _float(_dict(overall.get("cpu")).get("percent")),
-        "memory_used": _used(memory),
-        "memory_total": _int(memory.get("total")),
-        "disk_used": _used(disk),
-        "disk_total": _int(disk.get("total")),
+        "cpu_percent": _float(
+            _dict(overall.get("cpu"), f"{where} all.cpu", notes).get("percent"),
+            f"{where} all.cpu.percent",
+            notes,
+        ),
+        "memory_used": _used(memory, f"{where} all.memory", notes),
+        "memory_total": _int(memory.get("total"), f"{where} all.memory.total", notes),
+        "disk_used": _used(disk, f"{where} all.disk", notes),
+        "disk_total": _int(disk.get("total"), f"{where} all.disk.total", notes),
         "nodes_running": _sum(host["nodes_running"] for host in hosts),
         "nodes_total": _sum(host["nodes_total"] for host in hosts),
         "compute_hosts": hosts,
     }
 
 
-def compute_host(compute: dict) -> dict[str, Any]:
+def compute_host(compute: dict, notes: Notes) -> dict[str, Any]:
     """One compute of /system_stats, flattened for Worker.compute_hosts."""
-    stats = _dict(compute.get("stats"))
-    memory, disk = _dict(stats.get("memory")), _dict(stats.get("disk"))
-    dominfo = _dict(stats.get("dominfo"))
+    where = "CML /system_stats computes[]"
+    stats = _dict(compute.get("stats"), f"{where}.stats", notes)
+    memory = _dict(stats.get("memory"), f"{where}.stats.memory", notes)
+    disk = _dict(stats.get("disk"), f"{where}.stats.disk", notes)
+    dominfo = _dict(stats.get("dominfo"), f"{where}.stats.dominfo", notes)
+    is_controller = compute.get("is_controller", False)
     return {
-        "hostname": str(compute.get("hostname") or ""),
-        "is_controller": bool(compute.get("is_controller", False)),
-        "cpu_percent": _float(_dict(stats.get("cpu")).get("percent")),
-        "memory_used": _used(memory),
-        "memory_total": _int(memory.get("total")),
-        "disk_used": _used(disk),
-        "disk_total": _int(disk.get("total")),
-        "nodes_running": _int(dominfo.get("running_nodes")),
-        "nodes_total": _int(dominfo.get("total_nodes")),
+        "hostname": _str(compute.get("hostname"), f"{where}.hostname", notes),
+        "is_controller": is_controller if isinstance(is_controller, bool) else False,
+        "cpu_percent": _float(
+            _dict(stats.get("cpu"), f"{where}.stats.cpu", notes).get("percent"),
+            f"{where}.stats.cpu.percent",
+            notes,
+        ),
+        "memory_used": _used(memory, f"{where}.stats.memory", notes),
+        "memory_total": _int(memory.get("total"), f"{where}.stats.memory.total", notes),
+        "disk_used": _used(disk, f"{where}.stats.disk", notes),
+        "disk_total": _int(disk.get("total"), f"{where}.stats.disk.total", notes),
+        "nodes_running": _int(
+            dominfo.get("running_nodes"), f"{where}.stats.dominfo.running_nodes", notes
+        ),
+        "nodes_total": _int(
+            dominfo.get("total_nodes"), f"{where}.stats.dominfo.total_nodes", notes
+        ),
     }
 
 
-def parse_lab(key: str, data: dict) -> dict[str, Any]:
+def parse_lab(key: str, data: dict, notes: Notes) -> dict[str, Any]:
     """LabObservation's fields from a lab (GET /labs/{id}, or one of populate_lab_tiles)."""
+    where = "CML labs"
     return {
-        "lab_id": str(data.get("id") or key),
-        "title": str(data.get("lab_title") or ""),
-        "description": str(data.get("lab_description") or ""),
-        "state": str(data.get("state") or "UNKNOWN"),
-        "owner": str(data.get("owner_username") or data.get("owner") or ""),
-        "node_count": _int(data.get("node_count")) or 0,
-        "link_count": _int(data.get("link_count")) or 0,
+        "lab_id": _str(data.get("id"), f"{where} id", notes) or key,
+        "title": _str(data.get("lab_title"), f"{where} lab_title", notes),
+        "description": _str(data.get("lab_description"), f"{where} lab_description", notes),
+        "state": _str(data.get("state"), f"{where} state", notes) or "UNKNOWN",
+        "owner": _str(data.get("owner_username"), f"{where} owner_username", notes)
+        or _str(data.get("owner"), f"{where} owner", notes),
+        "node_count": _int(data.get("node_count"), f"{where} node_count", notes) or 0,
+        "link_count": _int(data.get("link_count"), f"{where} link_count", notes) or 0,
         "created": parse_datetime(data.get("created")),
         "modified": parse_datetime(data.get("modified")),
     }
@@ -123,10 +156,11 @@ def _status(section: Any) -> str:
     return status.strip().upper().replace(" ", "_").replace("-", "_")
 
 
-def _used(section: dict) -> int | None:
-    used = _int(section.get("used"))
+def _used(section: dict, where: str, notes: Notes) -> int | None:
+    used = _int(section.get("used"), f"{where}.used", notes)
     if used is None:
-        total, free = _int(section.get("total")), _int(section.get("free"))
+        total = _int(section.get("total"), f"{where}.total", [])  # noted by the caller
+        free = _int(section.get("free"), f"{where}.free", notes)
         if total is not None and free is not None:
             used = total - free
     return used
@@ -137,16 +171,40 @@ def _sum(values: Any) -> int | None:
     return sum(present) if present else None
 
 
-def _float(value: Any) -> float | None:
+def _float(value: Any, where: str, notes: Notes) -> float | None:
+    """A JSON number as a finite float; None when missing, noted when of another type."""
+    if value is None:
+        return None
     if isinstance(value, bool) or not isinstance(value, int | float):
+        notes.append(f"{where}: not a number ({type(value).__name__})")
+        return None
+    if not math.isfinite(value):
+        notes.append(f"{where}: not a finite number ({value})")
         return None
     return float(value)
 
 
-def _int(value: Any) -> int | None:
-    number = _float(value)
+def _int(value: Any, where: str, notes: Notes) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value  # exact, however large: fit checks the column's range
+    number = _float(value, where, notes)
     return None if number is None else int(number)
 
 
-def _dict(value: Any) -> dict:
-    return value if isinstance(value, dict) else {}
+def _str(value: Any, where: str, notes: Notes) -> str:
+    """A JSON string; "" when missing or null, noted when of another type."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        notes.append(f"{where}: not a string ({type(value).__name__})")
+        return ""
+    return value
+
+
+def _dict(value: Any, where: str = "", notes: Notes | None = None) -> dict:
+    """A JSON object; {} when missing, noted (when `notes` is given) when of another type."""
+    if isinstance(value, dict):
+        return value
+    if value is not None and notes is not None:
+        notes.append(f"{where}: not a JSON object ({type(value).__name__})")
+    return {}

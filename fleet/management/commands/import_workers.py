@@ -30,7 +30,7 @@ class Command(BaseCommand):
             if not INSTANCE_ID_RE.match(instance_id):
                 raise CommandError(f"--instance-id {instance_id!r} is not an EC2 instance id")
 
-        reader = aws_reader(tuple(settings.AWS_REGIONS), settings.AWS_ENDPOINT_URL)
+        reader = aws_reader()
         try:
             found = reader.find_instances(
                 region, tags=tags or None, instance_ids=instance_ids or None

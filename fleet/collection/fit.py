@@ -1,0 +1,252 @@
+"""Make one worker's observation fit the database's columns, saying what had to change.
+
+The one place hostile values are cleaned before they reach the database: text loses NUL
+characters and invalid Unicode and is cut to its column's `max_length`; whole numbers must lie
+inside their column's range (and counts and byte sizes must not be negative); percentages must
+be finite and within 0-100; IP addresses must parse; timestamps must convert to UTC; labs whose
+id is empty, longer than its column or repeated are skipped. The limits are read from the model
+fields themselves. Every change is noted ("CML lab title: NUL characters removed"), so the
+worker's row says what was wrong instead of one worker's data failing the whole cycle.
+
+Pure: reads the models' field definitions, never the database. Mapping values onto the models'
+choices (EC2 states, lab states) is derive's job.
+"""
+
+import ipaddress
+import math
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+from django.db import models
+from django.db.backends.base.operations import BaseDatabaseOperations
+
+from fleet.collection.derive import WorkerObservation
+from fleet.collection.sources.aws import InstanceObservation
+from fleet.collection.sources.cml import CMLObservation, LabObservation
+from fleet.models import Lab, Worker
+
+# AWS's own limits for tag keys and values; tags have no column of their own (a JSON field).
+TAG_KEY_MAX, TAG_VALUE_MAX = 128, 256
+HOSTNAME_MAX = 255  # compute host names, kept in the compute_hosts JSON field
+ERROR_MAX = 1000  # an error message from a source, before it joins last_error
+NOTES_MAX = 10  # distinct notes kept per worker; the rest are counted
+
+# The portable ranges (PostgreSQL's), so SQLite keeps exactly the same values.
+_RANGES = BaseDatabaseOperations.integer_field_ranges
+
+
+class Notes:
+    """What fitting changed, each distinct note once, in order."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, None] = {}
+
+    def add(self, note: str) -> None:
+        self._seen.setdefault(note)
+
+    def extend(self, notes: Any) -> None:
+        for note in notes:
+            self.add(note)
+
+    def as_tuple(self) -> tuple[str, ...]:
+        notes = list(self._seen)
+        if len(notes) > NOTES_MAX:
+            notes = [*notes[:NOTES_MAX], f"and {len(notes) - NOTES_MAX} more problems"]
+        return tuple(notes)
+
+
+def fit_observation(seen: WorkerObservation) -> WorkerObservation:
+    """The observation with every value made to fit its column; `notes` says what changed."""
+    notes = Notes()
+    aws = _fit_instance(seen.aws, notes) if seen.aws is not None and seen.aws.found else seen.aws
+    cml = _fit_cml(seen.cml, notes) if seen.cml is not None else None
+    return WorkerObservation(
+        aws=aws,
+        aws_error=text(seen.aws_error, "AWS error", notes, ERROR_MAX),
+        cml=cml,
+        notes=notes.as_tuple(),
+    )
+
+
+def text(value: str, where: str, notes: Notes, max_length: int | None = None) -> str:
+    """Text PostgreSQL accepts: no NUL characters, valid Unicode, at most `max_length` long."""
+    if "\x00" in value:
+        value = value.replace("\x00", "")
+        notes.add(f"{where}: NUL characters removed")
+    try:
+        value.encode()
+    except UnicodeEncodeError:  # lone surrogates, which JSON's \ud800 escapes can produce
+        value = value.encode(errors="replace").decode()
+        notes.add(f"{where}: invalid Unicode replaced")
+    if max_length is not None and len(value) > max_length:
+        value = value[:max_length]
+        notes.add(f"{where}: longer than {max_length} characters, cut")
+    return value
+
+
+def column_text(model: type[models.Model], name: str, value: str, where: str, notes: Notes) -> str:
+    return text(value, where, notes, model._meta.get_field(name).max_length)
+
+
+def whole(
+    model: type[models.Model],
+    name: str,
+    value: int | None,
+    where: str,
+    notes: Notes,
+    minimum: int | None = None,
+) -> int | None:
+    """A whole number inside its column's range (and at least `minimum`), else None."""
+    if value is None:
+        return None
+    low, high = _RANGES[model._meta.get_field(name).get_internal_type()]
+    low = low if minimum is None else max(low, minimum)
+    if low <= value <= high:
+        return value
+    notes.add(f"{where}: {_short(value)} is outside {low}..{high}, dropped")
+    return None
+
+
+def percent(value: float | None, where: str, notes: Notes) -> float | None:
+    """A finite percentage within 0-100, else None."""
+    if value is None:
+        return None
+    if not math.isfinite(value):
+        notes.add(f"{where}: not a finite number, dropped")
+        return None
+    if not 0 <= value <= 100:
+        notes.add(f"{where}: {_short(value)} is outside 0..100, dropped")
+        return None
+    return value
+
+
+def ip(value: str | None, where: str, notes: Notes) -> str | None:
+    """An IPv4 or IPv6 address, else None."""
+    if value is None:
+        return None
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        notes.add(f"{where}: {_short(value)} is not an IP address, dropped")
+        return None
+
+
+def moment(value: datetime | None, where: str, notes: Notes) -> datetime | None:
+    """An aware timestamp that converts to UTC (year 1 with a positive offset does not)."""
+    if value is None:
+        return None
+    try:
+        return value.astimezone(UTC)
+    except (OverflowError, ValueError):
+        notes.add(f"{where}: {_short(value.isoformat())} is out of range, dropped")
+        return None
+
+
+def _fit_instance(aws: InstanceObservation, notes: Notes) -> InstanceObservation:
+    tags = {
+        text(key, "AWS tag key", notes, TAG_KEY_MAX): text(
+            value, "AWS tag value", notes, TAG_VALUE_MAX
+        )
+        for key, value in aws.tags.items()
+    }
+    return replace(
+        aws,
+        instance_type=column_text(
+            Worker, "instance_type", aws.instance_type, "AWS instance type", notes
+        ),
+        ami_id=column_text(Worker, "ami_id", aws.ami_id, "AWS AMI id", notes),
+        public_ip=ip(aws.public_ip, "AWS public IP", notes),
+        private_ip=ip(aws.private_ip, "AWS private IP", notes),
+        tags=tags,
+        name=column_text(Worker, "name", aws.name, "AWS Name tag", notes),
+        cpu_percent=percent(aws.cpu_percent, "CloudWatch CPU", notes),
+        memory_percent=percent(aws.memory_percent, "CloudWatch memory", notes),
+        disk_percent=percent(aws.disk_percent, "CloudWatch disk", notes),
+    )
+
+
+def _fit_cml(cml: CMLObservation, notes: Notes) -> CMLObservation:
+    notes.extend(cml.notes)
+    where = "CML /system_stats"
+    return replace(
+        cml,
+        error=text(cml.error, "CML error", notes, ERROR_MAX),
+        version=column_text(Worker, "cml_version", cml.version, "CML version", notes),
+        cpu_percent=percent(cml.cpu_percent, f"{where} CPU", notes),
+        memory_used=_bytes("cml_memory_used", cml.memory_used, f"{where} memory used", notes),
+        memory_total=_bytes("cml_memory_total", cml.memory_total, f"{where} memory total", notes),
+        disk_used=_bytes("cml_disk_used", cml.disk_used, f"{where} disk used", notes),
+        disk_total=_bytes("cml_disk_total", cml.disk_total, f"{where} disk total", notes),
+        nodes_running=whole(
+            Worker, "nodes_running", cml.nodes_running, f"{where} running nodes", notes
+        ),
+        nodes_total=whole(Worker, "nodes_total", cml.nodes_total, f"{where} total nodes", notes),
+        compute_hosts=tuple(_fit_host(host, notes) for host in cml.compute_hosts),
+        labs=None if cml.labs is None else _fit_labs(cml.labs, notes),
+        notes=(),  # now in the worker's notes
+    )
+
+
+def _bytes(name: str, value: int | None, where: str, notes: Notes) -> int | None:
+    return whole(Worker, name, value, where, notes, minimum=0)
+
+
+def _fit_host(host: dict[str, Any], notes: Notes) -> dict[str, Any]:
+    """One compute host, with the same limits as the worker's own columns (a JSON field)."""
+    where = "CML /system_stats compute"
+    fitted = dict(host)
+    fitted["hostname"] = text(host.get("hostname", ""), f"{where} hostname", notes, HOSTNAME_MAX)
+    if "cpu_percent" in host:
+        fitted["cpu_percent"] = percent(host["cpu_percent"], f"{where} CPU", notes)
+    for name, column in (
+        ("memory_used", "cml_memory_used"),
+        ("memory_total", "cml_memory_total"),
+        ("disk_used", "cml_disk_used"),
+        ("disk_total", "cml_disk_total"),
+    ):
+        if name in host:
+            label = f"{where} {name.replace('_', ' ')}"
+            fitted[name] = _bytes(column, host[name], label, notes)
+    for name in ("nodes_running", "nodes_total"):
+        if name in host:
+            label = f"{where} {name.replace('_', ' ')}"
+            fitted[name] = whole(Worker, name, host[name], label, notes)
+    return fitted
+
+
+def _fit_labs(labs: tuple[LabObservation, ...], notes: Notes) -> tuple[LabObservation, ...]:
+    """Labs that fit their columns; a lab whose id cannot be stored is skipped, and said so."""
+    id_max = Lab._meta.get_field("lab_id").max_length
+    fitted: dict[str, LabObservation] = {}
+    for lab in labs:
+        lab_id = text(lab.lab_id, "CML lab id", notes)
+        if not lab_id:
+            notes.add("CML labs: a lab without an id, skipped")
+        elif len(lab_id) > id_max:
+            notes.add(f"CML labs: lab id longer than {id_max} characters, skipped")
+        elif lab_id in fitted:
+            notes.add(f"CML labs: duplicate lab id {lab_id}, skipped")
+        else:
+            fitted[lab_id] = _fit_lab(lab, lab_id, notes)
+    return tuple(fitted.values())
+
+
+def _fit_lab(lab: LabObservation, lab_id: str, notes: Notes) -> LabObservation:
+    return replace(
+        lab,
+        lab_id=lab_id,
+        title=column_text(Lab, "title", lab.title, "CML lab title", notes),
+        description=text(lab.description, "CML lab description", notes),
+        owner=column_text(Lab, "owner", lab.owner, "CML lab owner", notes),
+        node_count=whole(Lab, "node_count", lab.node_count, "CML lab node count", notes) or 0,
+        link_count=whole(Lab, "link_count", lab.link_count, "CML lab link count", notes) or 0,
+        created=moment(lab.created, "CML lab created", notes),
+        modified=moment(lab.modified, "CML lab modified", notes),
+    )
+
+
+def _short(value: Any) -> str:
+    """A value for a note: escaped (repr) when text, so the note itself is clean, and short."""
+    shown = repr(value) if isinstance(value, str) else str(value)
+    return shown if len(shown) <= 24 else shown[:21] + "..."
