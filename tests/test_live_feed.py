@@ -12,8 +12,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib import admin
-from django.core.management.color import no_style
-from django.db import DataError, OperationalError, connection, transaction
+from django.db import DataError, OperationalError, transaction
 from django.template import TemplateSyntaxError
 
 from fleet import fragments, live_feed
@@ -341,18 +340,6 @@ def test_the_feed_never_reads_the_same_rows_twice_even_when_a_step_fails(
     assert fleet_reloads == [live_feed.reload_message(created.pk, "render-failed")]
     assert [(m["event"], m["id"]) for m in after] == [(f"worker-{worker.pk}-row", later.pk)]
     assert feed.last_id == later.pk
-
-
-@pytest.fixture
-def change_ids_reset(transactional_db):
-    """Change ids set by hand far ahead move SQLite's AUTOINCREMENT counter, which survives the
-    flush between tests: put it back, or the next test's feed sees a jump in the ids."""
-    yield
-    Change.objects.all().delete()
-    table = [{"table": Change._meta.db_table, "column": "id"}]
-    with connection.cursor() as cursor:
-        for sql in connection.ops.sequence_reset_by_name_sql(no_style(), table):
-            cursor.execute(sql)
 
 
 @pytest.mark.django_db(transaction=True)
