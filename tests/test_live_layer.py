@@ -18,6 +18,11 @@ async def joined(layer, *groups: str) -> str:
     return channel
 
 
+async def next_message(layer, channel: str) -> dict:
+    """The channel's next message; a channel silently dropped would wait for ever."""
+    return await asyncio.wait_for(layer.receive(channel), 1)
+
+
 def members(layer) -> dict[str, set[str]]:
     return {group: set(channels) for group, channels in layer.groups.items() if channels}
 
@@ -33,7 +38,7 @@ def test_a_channel_that_overflows_is_lost_not_silently_short():
         channel = await joined(layer, "a", "b")
         for n in range(4):
             await layer.group_send("a", {"type": "m", "n": n})
-        return channel, await layer.receive(channel), members(layer)
+        return channel, await next_message(layer, channel), members(layer)
 
     channel, first, groups = run(scenario)
     assert first == {"type": LOST}  # not message 0, as if nothing had been dropped
@@ -49,7 +54,7 @@ def test_a_channel_holding_a_message_past_its_expiry_is_lost_not_silently_droppe
         other = await joined(layer, "b")
         await layer.group_send("a", {"type": "m"})
         await layer.group_send("b", {"type": "m"})  # sending cleans up expired messages
-        return channel, other, members(layer), await layer.receive(channel)
+        return channel, other, members(layer), await next_message(layer, channel)
 
     channel, other, groups, first = run(scenario)
     assert groups == {"b": {other}}
@@ -66,7 +71,7 @@ def test_the_in_memory_layer_would_have_dropped_the_channel_silently(layer_class
         channel = await joined(layer, "a")
         await layer.group_send("a", {"type": "m"})
         await layer.group_send("a", {"type": "m"})
-        return await layer.receive(channel)
+        return await next_message(layer, channel)
 
     told = run(scenario) == {"type": LOST}
     assert told is (layer_class is LiveChannelLayer)
@@ -124,7 +129,7 @@ def test_messages_still_flow_in_order_when_nothing_is_lost():
         channel = await joined(layer, "a")
         for n in range(3):
             await layer.group_send("a", {"type": "m", "n": n})
-        return [await layer.receive(channel) for _ in range(3)], members(layer)
+        return [await next_message(layer, channel) for _ in range(3)], members(layer)
 
     received, groups = run(scenario)
     assert [m["n"] for m in received] == [0, 1, 2]

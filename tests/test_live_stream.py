@@ -457,17 +457,10 @@ def ends_with_reload(text: str, reason: str) -> bool:
     return text.endswith(f"event: reload\ndata: {reason}\n\n")
 
 
-@pytest.mark.parametrize("loss", ["overflow", "expiry"])
-def test_a_stream_that_falls_behind_tells_its_page_to_reload(
-    feed, layer, viewer, worker, monkeypatch, loss
-):
-    """While a stream waits for its turn at the database (many pages reconnecting at once),
-    its channel fills up or its messages grow old: the page reloads, it is not dropped."""
-    session = session_of(viewer)
-    if loss == "overflow":
-        monkeypatch.setattr(layer, "capacity", 2)
-    else:
-        monkeypatch.setattr(layer, "expiry", -1)  # every message is already too old
+@pytest.fixture
+def turn(monkeypatch):
+    """Streams wait at their opening (their turn at the database) until `turn.set()`. Use
+    with `run_as_daphne`: the opening then blocks a thread of the request's own."""
     turn = threading.Event()
     real_opening = live_stream._opening
 
@@ -476,6 +469,38 @@ def test_a_stream_that_falls_behind_tells_its_page_to_reload(
         return real_opening(*args)
 
     monkeypatch.setattr(live_stream, "_opening", slow_opening)
+    yield turn
+    turn.set()
+
+
+def test_a_stream_that_goes_leaves_nothing_in_the_layer(feed, layer, viewer, worker, turn):
+    session = session_of(viewer)
+
+    async def scenario():
+        await feed.step()
+        stream = await open_stream(f"/events/?workers={worker.pk}", session)
+        await stream.read_until(lambda text: text.startswith("retry:"))
+        await sync_to_async(commit_change)(worker, "status")
+        await feed.step()
+        waiting = sum(queue.qsize() for queue in layer.channels.values())
+        await stream.disconnect()
+        return waiting
+
+    assert run_as_daphne(scenario) == 2  # row and aws, unread when the browser went
+    assert layer.channels == {} and layer.groups == {}
+
+
+@pytest.mark.parametrize("loss", ["overflow", "expiry"])
+def test_a_stream_that_falls_behind_tells_its_page_to_reload(
+    feed, layer, viewer, worker, monkeypatch, loss, turn
+):
+    """While a stream waits for its turn at the database (many pages reconnecting at once),
+    its channel fills up or its messages grow old: the page reloads, it is not dropped."""
+    session = session_of(viewer)
+    if loss == "overflow":
+        monkeypatch.setattr(layer, "capacity", 2)
+    else:
+        monkeypatch.setattr(layer, "expiry", -1)  # every message is already too old
 
     async def scenario():
         await feed.step()
