@@ -457,20 +457,29 @@ def ends_with_reload(text: str, reason: str) -> bool:
     return text.endswith(f"event: reload\ndata: {reason}\n\n")
 
 
+class OpeningsHeld:
+    """A stand-in for the feed's openings guard: the view's check of the user passes, and then
+    the stream waits for its turn at the database (many pages reconnecting at once) until
+    `turn` is set. Waiting on an asyncio event, the stream can be cancelled meanwhile."""
+
+    def __init__(self) -> None:
+        self.turn = asyncio.Event()
+        self.entered = 0
+
+    async def __aenter__(self) -> None:
+        self.entered += 1
+        if self.entered > 1:
+            await self.turn.wait()
+
+    async def __aexit__(self, *exc) -> None:
+        return None
+
+
 @pytest.fixture
-def turn(monkeypatch):
-    """Streams wait at their opening (their turn at the database) until `turn.set()`. Use
-    with `run_as_daphne`: the opening then blocks a thread of the request's own."""
-    turn = threading.Event()
-    real_opening = live_stream._opening
-
-    def slow_opening(*args):
-        turn.wait(TIMEOUT)
-        return real_opening(*args)
-
-    monkeypatch.setattr(live_stream, "_opening", slow_opening)
-    yield turn
-    turn.set()
+def turn(feed, monkeypatch) -> asyncio.Event:
+    held = OpeningsHeld()
+    monkeypatch.setattr(feed, "openings", held)
+    return held.turn
 
 
 def test_a_stream_that_goes_leaves_nothing_in_the_layer(feed, layer, viewer, worker, turn):
@@ -483,7 +492,7 @@ def test_a_stream_that_goes_leaves_nothing_in_the_layer(feed, layer, viewer, wor
         await sync_to_async(commit_change)(worker, "status")
         await feed.step()
         waiting = sum(queue.qsize() for queue in layer.channels.values())
-        await stream.disconnect()
+        await stream.disconnect()  # while it waits for its turn
         return waiting
 
     assert run_as_daphne(scenario) == 2  # row and aws, unread when the browser went
