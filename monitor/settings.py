@@ -158,12 +158,15 @@ STORAGES = {
 }
 
 # The live pages' layer: in-memory, one per web process (the change log, not the layer, carries
-# changes between processes). A stream's channel holds at most `capacity` messages; the layer
-# drops what a full channel cannot take, which is safe because every fragment carries full
-# state and the next one heals the page. One feed step can send a stream of 200 workers x 5
-# fragments + 2 fleet messages at once: the default of 100 would drop some of them.
+# changes between processes). A stream's channel holds at most `capacity` messages, each for at
+# most `expiry` seconds; a channel that overflows or keeps a message longer is marked lost and its
+# page told to reload (fleet.live.layer), never silently dropped from its groups. One feed step
+# can send a stream of 200 workers x 5 fragments + 2 fleet messages at once: hence 1100.
 CHANNEL_LAYERS = {
-    "default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 1100}}
+    "default": {
+        "BACKEND": "fleet.live.layer.LiveChannelLayer",
+        "CONFIG": {"capacity": 1100, "expiry": 60},
+    }
 }
 
 # Security: sensible for production behind a TLS-terminating proxy; relaxed only in DEBUG.

@@ -9,10 +9,13 @@ import pytest
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.core.management.color import no_style
+from django.db import connection
 from django.test import Client
 
 from fleet.live import stream as live_stream
 from fleet.live.feed import ChangeFeed
+from fleet.models import Change
 from monitor.asgi import application
 
 TIMEOUT = 5.0
@@ -182,3 +185,15 @@ def feed(transactional_db, layer, monkeypatch):
     feed.starts = starts
     yield feed
     feed.close()
+
+
+@pytest.fixture
+def change_ids_reset(transactional_db):
+    """Change ids set by hand far ahead move SQLite's AUTOINCREMENT counter, which survives the
+    flush between tests: put it back, or the next test's feed sees a jump in the ids."""
+    yield
+    Change.objects.all().delete()
+    table = [{"table": Change._meta.db_table, "column": "id"}]
+    with connection.cursor() as cursor:
+        for sql in connection.ops.sequence_reset_by_name_sql(no_style(), table):
+            cursor.execute(sql)

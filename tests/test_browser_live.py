@@ -6,7 +6,7 @@ import pytest
 from django.db import connection
 
 from fleet.collection import collect as collection
-from fleet.models import Worker
+from fleet.models import FLEET_CHANGE, Change, Worker
 from tests.browser_fixtures import free_port, log_in, server_user, start_daphne, stop
 from tests.fleet_fixtures import cml_of, running
 
@@ -203,3 +203,22 @@ def test_a_live_update_waits_while_the_rows_own_refresh_is_in_flight(
     cml_of(fleet_settings, worker).http_500 = False
     collect([worker.pk])
     page.wait_for_function(f"() => document.querySelector('{row}').dataset.old === undefined")
+
+
+@pytest.mark.usefixtures("change_ids_reset")
+def test_a_page_the_server_can_no_longer_keep_current_reloads(
+    web, page, fleet_workers, fleet_settings
+):
+    """The server's `event: reload` (here: the feed gave up on ids that might still commit,
+    after a jump in the id sequence) reaches the page, which reloads itself whole."""
+    collect()
+    page.add_init_script(RECORD_SSE)
+    log_in(page, web, *server_user("vera", "viewer"))
+    _wait_until_streaming(page)
+    page.evaluate("window.sameDocument = true")
+
+    top = Change.objects.order_by("-id").first().pk
+    Change.objects.create(id=top + 5000, worker_id=FLEET_CHANGE, fields=["run"])
+    page.wait_for_function("() => window.sameDocument === undefined", timeout=15000)
+    _wait_until_streaming(page)  # the reloaded page streams again
+    assert page.url == f"{web}/"

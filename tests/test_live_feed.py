@@ -4,6 +4,7 @@ and that admin edits reach it through the change log."""
 import asyncio
 import contextlib
 import logging
+import tracemalloc
 from types import SimpleNamespace
 
 import httpx
@@ -11,7 +12,8 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib import admin
-from django.db import transaction
+from django.db import DataError, OperationalError, transaction
+from django.template import TemplateSyntaxError
 
 from fleet.admin import WorkerAdmin
 from fleet.changelog import record_change, record_changes
@@ -50,6 +52,12 @@ def test_every_field_a_page_shows_belongs_to_a_fragment():
     assert names <= claimed, f"no fragment shows {sorted(names - claimed)}"
     assert claimed - names == {"labs"}  # the lab rows; anything else is a typo
     assert set(FRAGMENT_FIELDS) == ALL
+
+
+def commit(worker_id: int, fields: list[str], kind: str = "updated") -> Change:
+    """Log one change in a transaction of its own, as the collection does."""
+    (change,) = record_changes([(worker_id, kind, fields)])
+    return change
 
 
 async def subscribe(layer, *groups: str) -> str:
@@ -217,18 +225,18 @@ def test_ids_skipped_for_longer_than_the_gap_time_are_given_up(feed, worker, mon
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_feed_logs_a_failure_and_carries_on(layer, worker, monkeypatch, caplog):
+def test_the_feed_logs_a_failed_read_and_reads_again(layer, worker, monkeypatch, caplog):
+    """A read that fails (the database went away) read nothing: the next step reads the rows."""
     monkeypatch.setattr(live_feed, "RESTART_SECONDS", 0.05)
-    real_render = live_feed.render_changes
+    real_filter = Change.objects.filter
     failures = []
 
-    def render_failing_once(changes):
+    def filter_failing_once(*args, **kwargs):
         if not failures:
             failures.append(True)
-            raise RuntimeError("template trouble")
-        return real_render(changes)
+            raise OperationalError("server closed the connection unexpectedly")
+        return real_filter(*args, **kwargs)
 
-    monkeypatch.setattr(live_feed, "render_changes", render_failing_once)
     feed = ChangeFeed(layer, poll_seconds=0.05)
 
     async def scenario():
@@ -236,6 +244,7 @@ def test_the_feed_logs_a_failure_and_carries_on(layer, worker, monkeypatch, capl
         task = asyncio.create_task(feed.run())
         try:
             await asyncio.wait_for(feed.positioned.wait(), 5)
+            monkeypatch.setattr(Change.objects, "filter", filter_failing_once)
             await sync_to_async(record_change)(worker.pk, fields=["status"])
             return await asyncio.wait_for(layer.receive(channel), 5)
         finally:
@@ -248,7 +257,142 @@ def test_the_feed_logs_a_failure_and_carries_on(layer, worker, monkeypatch, capl
     feed.close()
     assert failures
     assert "change feed failed" in caplog.text
-    assert message["event"] == f"worker-{worker.pk}-row"  # the failed change was read again
+    assert message["event"] == f"worker-{worker.pk}-row"  # the change was read after all
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_fragment_that_fails_to_render_is_skipped_and_its_pages_reload(
+    feed, layer, worker, monkeypatch, caplog
+):
+    def render_but_aws(worker, fragment):
+        if fragment == "aws":
+            raise TemplateSyntaxError("broken aws card")
+        return fragments.render_worker_fragment(worker, fragment)
+
+    monkeypatch.setattr(live_feed, "render_worker_fragment", render_but_aws)
+
+    async def scenario():
+        await feed.step()
+        row = await subscribe(layer, f"worker-{worker.pk}-row")
+        aws = await subscribe(layer, f"worker-{worker.pk}-aws")
+        change = await sync_to_async(commit)(worker.pk, ["status"])
+        await feed.step()
+        return change, await received(layer, row), await received(layer, aws)
+
+    with caplog.at_level(logging.ERROR, logger="fleet.live.feed"):
+        change, row_messages, aws_messages = run(scenario)
+    assert [(m["type"], m["event"]) for m in row_messages] == [
+        (live_feed.FRAGMENT, f"worker-{worker.pk}-row")
+    ]
+    assert aws_messages == [live_feed.reload_message(change.pk, "render-failed")]
+    assert f"could not render worker-{worker.pk}-aws" in caplog.text
+    assert "broken aws card" in caplog.text
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_progress_line_that_fails_to_render_reloads_the_fleets_pages(feed, layer, monkeypatch):
+    def broken_stats():
+        raise ZeroDivisionError("no workers")
+
+    monkeypatch.setattr(live_feed, "fleet_stats", broken_stats)
+
+    async def scenario():
+        await feed.step()
+        fleet = await subscribe(layer, "fleet")
+        change = await sync_to_async(commit)(FLEET_CHANGE, ["run"])
+        await feed.step()
+        return change, await received(layer, fleet)
+
+    change, messages = run(scenario)
+    assert messages == [live_feed.reload_message(change.pk, "render-failed")]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_feed_never_reads_the_same_rows_twice_even_when_a_step_fails(
+    feed, layer, worker, monkeypatch
+):
+    """Rendering that fails every time (a broken query, a bug) must not wedge the feed: it moves
+    past the rows, the pages they concern reload, and later changes flow again."""
+    attempts = []
+
+    def failing_render(changes):
+        attempts.append([change.pk for change in changes])
+        raise DataError("a poisoned row")
+
+    monkeypatch.setattr(live_feed, "render_changes", failing_render)
+
+    async def scenario():
+        await feed.step()
+        row = await subscribe(layer, f"worker-{worker.pk}-row")
+        fleet = await subscribe(layer, "fleet")
+        first = await sync_to_async(commit)(worker.pk, ["status"])
+        created = await sync_to_async(commit)(worker.pk + 1, [], "created")
+        await feed.step()
+        await feed.step()
+        after_failure = await received(layer, row), await received(layer, fleet)
+        monkeypatch.undo()
+        later = await sync_to_async(commit)(worker.pk, ["name"])
+        await feed.step()
+        return first, created, later, after_failure, await received(layer, row)
+
+    first, created, later, (row_reloads, fleet_reloads), after = run(scenario)
+    assert attempts == [[first.pk, created.pk]]  # read once, never again
+    assert row_reloads == [live_feed.reload_message(first.pk, "render-failed")]
+    assert fleet_reloads == [live_feed.reload_message(created.pk, "render-failed")]
+    assert [(m["event"], m["id"]) for m in after] == [(f"worker-{worker.pk}-row", later.pk)]
+    assert feed.last_id == later.pk
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("change_ids_reset")
+def test_the_ids_looked_for_again_are_bounded_in_number(feed, layer, worker, monkeypatch):
+    """A jump in the id sequence leaves at most MAX_GAPS ids to look for: the highest, the ones
+    most likely still to commit. Giving up the others makes every page reload, in case."""
+    monkeypatch.setattr(live_feed, "MAX_GAPS", 10)
+
+    async def scenario():
+        await feed.step()
+        fleet = await subscribe(layer, "fleet")
+        top = feed.last_id
+        await sync_to_async(Change.objects.create)(
+            id=top + 1000, worker_id=worker.pk, fields=["name"]
+        )
+        await feed.step()
+        gaps = set(feed.gaps)
+        late = await sync_to_async(Change.objects.create)(
+            id=top + 995, worker_id=worker.pk, fields=["name"]
+        )
+        await feed.step()
+        return top, gaps, late, set(feed.gaps), await received(layer, fleet)
+
+    top, gaps, late, left, fleet_messages = run(scenario)
+    assert gaps == set(range(top + 990, top + 1000))
+    assert left == gaps - {late.pk}  # still looked for, and found
+    assert fleet_messages == [live_feed.reload_message(top + 1000, "changes-lost")]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("change_ids_reset")
+def test_a_huge_jump_in_the_id_sequence_costs_no_more_than_max_gaps(feed, worker):
+    """Work and memory stay those of MAX_GAPS ids, however far the ids jump."""
+    jump = 10**6
+
+    async def scenario():
+        await feed.step()
+        top = feed.last_id
+        await sync_to_async(Change.objects.create)(id=top + jump, worker_id=worker.pk, fields=[])
+        tracemalloc.start()
+        try:
+            await feed.step()
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        return top, set(feed.gaps), peak
+
+    top, gaps, peak = run(scenario)
+    assert len(gaps) == live_feed.MAX_GAPS
+    assert max(gaps) == top + jump - 1
+    assert peak < 10 * 2**20  # bytes; a gap per skipped id would take some 100 MB
 
 
 @pytest.mark.django_db(transaction=True)

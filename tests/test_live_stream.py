@@ -2,21 +2,28 @@
 go of everything when the browser leaves."""
 
 import asyncio
+import random
 import re
 import threading
 import time
+from types import SimpleNamespace
+from urllib.parse import urlencode
 
 import httpx
 import pytest
 from asgiref.sync import sync_to_async
-from django.db import connection
+from django.contrib.auth.models import User
+from django.contrib.sessions.models import Session
+from django.db import OperationalError, connection
 
 from fleet.changelog import record_changes
+from fleet.live import feed as live_feed
 from fleet.live import stream as live_stream
 from fleet.live.fragments import render_worker_fragment
-from fleet.models import Change, Worker
+from fleet.models import FLEET_CHANGE, Change, CollectionRun, Worker
 from tests.browser_fixtures import free_port, start_daphne, stop
 from tests.live_fixtures import (
+    TIMEOUT,
     last_event_id,
     open_stream,
     opened,
@@ -249,6 +256,7 @@ def test_dropped_connections_leave_no_group_membership(feed, layer, viewer, work
 
 def test_the_stream_ends_itself_after_its_longest_life(feed, layer, viewer, worker, monkeypatch):
     monkeypatch.setattr(live_stream, "MAX_STREAM_SECONDS", 0.3)
+    monkeypatch.setattr(live_stream, "random", SimpleNamespace(random=lambda: 0.5))  # no jitter
     monkeypatch.setattr(live_stream, "KEEP_ALIVE_SECONDS", 0.1)
     session = session_of(viewer)
 
@@ -344,3 +352,413 @@ def test_daphne_cancels_the_stream_when_the_browser_goes_away(transactional_db, 
             time.sleep(0.05)
     finally:
         stop(daphne)
+
+
+# Where a page starts from: Last-Event-ID, or the log position the page was rendered at.
+
+GARBAGE_IDS = ["abc", "-1", "1e3", " 7", "7 ", "0x10", "\u0663", "9" * 19, "9" * 5000]
+
+
+@pytest.mark.parametrize("value", GARBAGE_IDS)
+@pytest.mark.parametrize("where", ["header", "query"])
+def test_a_last_event_id_that_is_not_a_change_id_counts_as_absent(
+    feed, viewer, worker, where, value
+):
+    session = session_of(viewer)
+    commit_change(worker, "status")
+    top = Change.objects.order_by("-id").first().pk
+    path = f"/events/?workers={worker.pk}"
+    headers = [("Last-Event-ID", value)] if where == "header" else []
+    if where == "query":
+        path += "&" + urlencode({"last_event_id": value})
+
+    async def scenario():
+        stream = await open_stream(path, session, headers=headers)
+        text = await stream.read_until(opened) if stream.status == 200 else ""
+        await stream.disconnect()
+        return stream.status, text
+
+    status, text = run(scenario)
+    assert status == 200
+    assert parse_sse(text)[0] == []  # no catch-up: it starts from the end of the log
+    assert last_event_id(text) == str(top)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("0", 0), ("42", 42), ("007", 7), ("9" * 18, int("9" * 18)), (None, None), ("", None)]
+    + [(garbage, None) for garbage in GARBAGE_IDS],
+)
+def test_parse_last_event_id(value, expected):
+    assert live_stream.parse_last_event_id(value) == expected
+
+
+def test_a_bad_last_event_id_header_falls_back_to_the_pages_position(feed, viewer, worker):
+    session = session_of(viewer)
+    before = commit_change(worker, "cml_version")
+    commit_change(worker, "labs")
+
+    async def scenario():
+        stream = await open_stream(
+            f"/events/?workers={worker.pk}&last_event_id={before.pk}",
+            session,
+            headers=[("Last-Event-ID", "9" * 5000)],
+        )
+        text = await stream.read_until(opened)
+        await stream.disconnect()
+        return text
+
+    assert sorted(names(run(scenario))) == [f"worker-{worker.pk}-labs", f"worker-{worker.pk}-row"]
+
+
+# The catch-up covers what the live messages cover: fleet-level changes and added or removed
+# workers too, not only the changes of the page's own workers.
+
+
+def test_the_catch_up_replays_the_progress_of_a_cycle(feed, viewer, worker):
+    session = session_of(viewer)
+    CollectionRun.objects.create(workers_total=10, workers_done=4)
+    before = commit_change(worker, "cml_version")
+    (progress,) = record_changes([(FLEET_CHANGE, "updated", ["run"])])
+
+    async def scenario():
+        stream = await open_stream(
+            f"/events/?workers={worker.pk}", session, headers=[("Last-Event-ID", str(before.pk))]
+        )
+        text = await stream.read_until(opened)
+        await stream.disconnect()
+        return text
+
+    (event,), _ = parse_sse(run(scenario))
+    assert (event.event, event.id) == ("fleet-progress", str(progress.pk))
+    assert "4 of 10 workers" in event.data
+
+
+@pytest.mark.parametrize("kind", ["created", "deleted"])
+def test_the_catch_up_replays_added_and_removed_workers(feed, viewer, worker, kind):
+    session = session_of(viewer)
+    before = commit_change(worker, "cml_version")
+    (change,) = record_changes([(worker.pk + 100, kind, [])])  # a worker this page does not show
+
+    async def scenario():
+        stream = await open_stream(
+            f"/events/?workers={worker.pk}", session, headers=[("Last-Event-ID", str(before.pk))]
+        )
+        text = await stream.read_until(opened)
+        await stream.disconnect()
+        return text
+
+    (event,), _ = parse_sse(run(scenario))
+    assert (event.event, event.id) == ("fleet-changed", str(change.pk))
+    assert "Workers were added or removed" in event.data
+
+
+# A page that can no longer be kept current is told to reload, and its stream ends.
+
+
+def ends_with_reload(text: str, reason: str) -> bool:
+    return text.endswith(f"event: reload\ndata: {reason}\n\n")
+
+
+class OpeningsHeld:
+    """A stand-in for the feed's openings guard: the view's check of the user passes, and then
+    the stream waits for its turn at the database (many pages reconnecting at once) until
+    `turn` is set. Waiting on an asyncio event, the stream can be cancelled meanwhile."""
+
+    def __init__(self) -> None:
+        self.turn = asyncio.Event()
+        self.entered = 0
+
+    async def __aenter__(self) -> None:
+        self.entered += 1
+        if self.entered > 1:
+            await self.turn.wait()
+
+    async def __aexit__(self, *exc) -> None:
+        return None
+
+
+@pytest.fixture
+def turn(feed, monkeypatch) -> asyncio.Event:
+    held = OpeningsHeld()
+    monkeypatch.setattr(feed, "openings", held)
+    return held.turn
+
+
+def test_a_stream_that_goes_leaves_nothing_in_the_layer(feed, layer, viewer, worker, turn):
+    session = session_of(viewer)
+
+    async def scenario():
+        await feed.step()
+        stream = await open_stream(f"/events/?workers={worker.pk}", session)
+        await stream.read_until(lambda text: text.startswith("retry:"))
+        await sync_to_async(commit_change)(worker, "status")
+        await feed.step()
+        waiting = sum(queue.qsize() for queue in layer.channels.values())
+        await stream.disconnect()  # while it waits for its turn
+        return waiting
+
+    assert run_as_daphne(scenario) == 2  # row and aws, unread when the browser went
+    assert layer.channels == {} and layer.groups == {}
+
+
+@pytest.mark.parametrize("loss", ["overflow", "expiry"])
+def test_a_stream_that_falls_behind_tells_its_page_to_reload(
+    feed, layer, viewer, worker, monkeypatch, loss, turn
+):
+    """While a stream waits for its turn at the database (many pages reconnecting at once),
+    its channel fills up or its messages grow old: the page reloads, it is not dropped."""
+    session = session_of(viewer)
+    if loss == "overflow":
+        monkeypatch.setattr(layer, "capacity", 2)
+    else:
+        monkeypatch.setattr(layer, "expiry", -1)  # every message is already too old
+
+    async def scenario():
+        await feed.step()
+        stream = await open_stream(f"/events/?workers={worker.pk}&fragments=row", session)
+        await stream.read_until(lambda text: text.startswith("retry:"))
+        for status in ("stopped", "running", "stopped"):
+            await sync_to_async(Worker.objects.filter(pk=worker.pk).update)(status=status)
+            await sync_to_async(commit_change)(worker, "status")
+            await feed.step()
+        groups_while_waiting = {g for g, members in layer.groups.items() if members}
+        turn.set()
+        text = await stream.read_to_end()
+        await asyncio.wait_for(stream.task, TIMEOUT)
+        return groups_while_waiting, text
+
+    groups_while_waiting, text = run_as_daphne(scenario)
+    assert groups_while_waiting == set()  # lost: out of its groups, and knows it
+    assert ends_with_reload(text, "fell-behind"), text
+    assert layer.channels == {}  # nothing left behind
+
+
+def test_a_fragment_that_fails_to_render_reloads_the_pages_showing_it(
+    feed, layer, viewer, worker, monkeypatch
+):
+    session = session_of(viewer)
+
+    def broken(worker, fragment):
+        raise ValueError("a template bug")
+
+    monkeypatch.setattr(live_feed, "render_worker_fragment", broken)
+
+    async def scenario():
+        await feed.step()
+        stream = await open_stream(f"/events/?workers={worker.pk}", session)
+        await stream.read_until(opened)
+        await sync_to_async(commit_change)(worker, "status")
+        await feed.step()
+        text = await stream.read_to_end()
+        await asyncio.wait_for(stream.task, 5)
+        return text
+
+    text = run(scenario)
+    assert ends_with_reload(text, "render-failed"), text
+    assert parse_sse(text)[0][-1].event == "reload"
+    assert layer.groups == {}
+
+
+def test_a_catch_up_fragment_that_fails_to_render_reloads_the_page(
+    feed, viewer, worker, monkeypatch
+):
+    session = session_of(viewer)
+    before = commit_change(worker, "cml_version")
+    commit_change(worker, "status")
+    monkeypatch.setattr(live_feed, "render_worker_fragment", lambda w, fragment: 1 / 0)
+
+    async def scenario():
+        stream = await open_stream(
+            f"/events/?workers={worker.pk}", session, headers=[("Last-Event-ID", str(before.pk))]
+        )
+        text = await stream.read_to_end()
+        await asyncio.wait_for(stream.task, 5)
+        return text
+
+    text = run(scenario)
+    assert ends_with_reload(text, "render-failed"), text
+    assert not opened(text)  # it ends before claiming the page is current
+
+
+# The user is checked again at each keep-alive.
+
+
+def log_out(user: User) -> None:
+    Session.objects.all().delete()  # what logging out does to the session the stream uses
+
+
+def deactivate(user: User) -> None:
+    User.objects.filter(pk=user.pk).update(is_active=False)
+
+
+def take_the_role_away(user: User) -> None:
+    user.groups.clear()
+
+
+@pytest.mark.parametrize("revoke", [log_out, deactivate, take_the_role_away])
+def test_a_stream_ends_with_a_reload_once_its_user_may_no_longer_watch(
+    feed, viewer, worker, monkeypatch, revoke
+):
+    monkeypatch.setattr(live_stream, "KEEP_ALIVE_SECONDS", 0.05)
+    session = session_of(viewer)
+
+    async def scenario():
+        await feed.step()
+        stream = await open_stream(f"/events/?workers={worker.pk}", session)
+        await stream.read_until(lambda text: ": keep-alive" in text)
+        await sync_to_async(revoke)(viewer)
+        text = await stream.read_to_end()
+        await asyncio.wait_for(stream.task, 5)
+        return text
+
+    text = run(scenario)
+    assert ends_with_reload(text, "signed-out"), text
+
+
+def test_a_stream_whose_user_may_still_watch_goes_on(feed, viewer, worker, monkeypatch):
+    monkeypatch.setattr(live_stream, "KEEP_ALIVE_SECONDS", 0.05)
+    session = session_of(viewer)
+    checks = []
+    real_check = live_stream.Viewer.still_allowed
+    monkeypatch.setattr(
+        live_stream.Viewer, "still_allowed", lambda self: checks.append(1) or real_check(self)
+    )
+
+    async def scenario():
+        stream = await open_stream(f"/events/?workers={worker.pk}", session)
+        text = await stream.read_until(lambda text: text.count(": keep-alive") >= 3)
+        await stream.disconnect()
+        return text
+
+    text = run(scenario)
+    assert "reload" not in text
+    assert len(checks) >= 3  # one check per keep-alive
+
+
+def test_a_busy_stream_still_checks_its_user(feed, viewer, worker, monkeypatch):
+    """Keep-alives (and the check before each) come on time even when messages keep coming."""
+    monkeypatch.setattr(live_stream, "KEEP_ALIVE_SECONDS", 0.2)
+    session = session_of(viewer)
+
+    async def scenario():
+        await feed.step()
+        stream = await open_stream(f"/events/?workers={worker.pk}&fragments=cml", session)
+        await stream.read_until(opened)
+        await sync_to_async(log_out)(viewer)
+        for _ in range(100):
+            if stream.ended:
+                break
+            await sync_to_async(commit_change)(worker, "cml_version")
+            await feed.step()
+            await stream.read_for(0.05)
+        await asyncio.wait_for(stream.task, 5)
+        return stream.text
+
+    text = run(scenario)
+    assert ends_with_reload(text, "signed-out"), text[-300:]
+    assert "event: worker-" in text
+
+
+def test_the_user_check_is_one_query(viewer, django_assert_num_queries):
+    session = session_of(viewer)
+    allowed = live_stream.Viewer(viewer.pk, session)
+    with django_assert_num_queries(1):
+        assert allowed.still_allowed()
+    log_out(viewer)
+    with django_assert_num_queries(1):
+        assert not allowed.still_allowed()
+
+
+def test_a_superuser_without_a_role_may_watch(db):
+    admin = User.objects.create_superuser("root", password="pw")
+    assert live_stream.Viewer(admin.pk, session_of(admin)).still_allowed()
+
+
+def test_a_failed_user_check_keeps_the_stream(feed, viewer, worker, monkeypatch, caplog):
+    """When the database cannot answer, nothing reaches the stream anyway: it waits for the
+    next check rather than sending every page to an error page."""
+    monkeypatch.setattr(live_stream, "KEEP_ALIVE_SECONDS", 0.05)
+    session = session_of(viewer)
+
+    def unreachable(self):
+        raise OperationalError("could not connect to server")
+
+    monkeypatch.setattr(live_stream.Viewer, "still_allowed", unreachable)
+
+    async def scenario():
+        stream = await open_stream(f"/events/?workers={worker.pk}", session)
+        text = await stream.read_until(lambda text: text.count(": keep-alive") >= 2)
+        await stream.disconnect()
+        return text
+
+    assert "reload" not in run(scenario)
+    assert "could not re-check the user of a stream" in caplog.text
+
+
+@pytest.mark.postgres
+def test_user_checks_use_no_connection_of_their_own(feed, viewer, worker, monkeypatch):
+    monkeypatch.setattr(live_stream, "KEEP_ALIVE_SECONDS", 0.05)
+    session = session_of(viewer)
+
+    def connections_to_this_database() -> int:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                )
+                return cursor.fetchone()[0]
+        finally:
+            connection.close()
+
+    async def scenario():
+        await feed.step()  # the feed's own connection is open from here on
+        before = await sync_to_async(connections_to_this_database)()
+        streams = [await open_stream(f"/events/?workers={worker.pk}", session) for _ in range(5)]
+        for stream in streams:
+            await stream.read_until(lambda text: text.count(": keep-alive") >= 2)
+        during = await sync_to_async(connections_to_this_database)()
+        for stream in streams:
+            await stream.disconnect()
+        return before, during
+
+    before, during = run_as_daphne(scenario)
+    assert during == before
+
+
+# The stream's life: MAX_STREAM_SECONDS ± 20 %, so pages reconnected together drift apart.
+
+
+def test_a_streams_life_is_jittered_by_at_most_a_fifth():
+    longest = live_stream.MAX_STREAM_SECONDS
+    assert live_stream.stream_lifetime(lambda: 0.0) == pytest.approx(0.8 * longest)
+    assert live_stream.stream_lifetime(lambda: 0.5) == pytest.approx(longest)
+    assert live_stream.stream_lifetime(lambda: 1.0) == pytest.approx(1.2 * longest)
+    source = random.Random(7)
+    draws = [live_stream.stream_lifetime(source.random) for _ in range(1000)]
+    assert all(0.8 * longest <= d < 1.2 * longest for d in draws)
+    assert min(draws) < 0.82 * longest and max(draws) > 1.18 * longest  # spread, not lock-step
+
+
+def test_each_stream_gets_a_life_of_its_own(feed, viewer, worker, monkeypatch):
+    lives = []
+    real_stream = live_stream.stream
+
+    def recording_stream(*args):
+        lives.append(args[-1])
+        return real_stream(*args)
+
+    draws = iter([0.0, 1.0])
+    monkeypatch.setattr(live_stream, "random", SimpleNamespace(random=lambda: next(draws)))
+    monkeypatch.setattr(live_stream, "stream", recording_stream)
+    session = session_of(viewer)
+
+    async def scenario():
+        for _ in range(2):
+            stream = await open_stream(f"/events/?workers={worker.pk}", session)
+            await stream.read_until(opened)
+            await stream.disconnect()
+
+    run(scenario)
+    longest = live_stream.MAX_STREAM_SECONDS
+    assert lives == [pytest.approx(0.8 * longest), pytest.approx(1.2 * longest)]

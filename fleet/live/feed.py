@@ -6,14 +6,21 @@ the fragments it shows (the list its rows, a worker page its sections).
 The feed renders each fragment once, whatever the number of browsers showing it, and does its
 database work in one thread of its own, so a process holds one connection for its live pages,
 not one per browser. On PostgreSQL a `NOTIFY` (sent by `fleet.changelog` at commit) wakes it;
-it also polls about once a second, which is all it does on SQLite. Fragments carry full state,
-so a message dropped on the way is healed by the next one.
+it also polls about once a second, which is all it does on SQLite.
+
+The feed never stops on a change: its position moves past the rows it read before it renders
+them, and what cannot be rendered is logged and replaced by a `RELOAD` message to the groups
+that would have received it, so those pages reload and read the database afresh.
 """
 
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import partial
+from typing import TypeVar
 
 import psycopg
 from channels.layers import get_channel_layer
@@ -38,49 +45,94 @@ RESTART_SECONDS = 1.0
 START_TIMEOUT_SECONDS = 10.0
 # On PostgreSQL ids are taken at insert but become visible at commit, so a lower id can appear
 # after a higher one (two transactions at once). Ids skipped over are looked for again for
-# this long; after it they were rolled back.
+# this long; after it they were rolled back. At most MAX_GAPS ids are looked for: past that
+# (a jump in the id sequence) the lowest are given up and every page reloads, in case one of
+# them was a change still to commit.
 GAP_SECONDS = 10.0
+MAX_GAPS = 2000
 
-Message = dict  # {"type", "event", "id", "html"}: one fragment for one group
+FRAGMENT = "fleet.fragment"
+RELOAD = "fleet.reload"
+T = TypeVar("T")
+Message = dict  # {"type": FRAGMENT, "event", "id", "html"} or {"type": RELOAD, "id", "reason"}
+
+
+@dataclass
+class Affected:
+    """What a batch of change rows touches: known from the rows alone, without the database."""
+
+    workers: dict[int, tuple[int, set[str]]] = field(default_factory=dict)  # pk → (id, fragments)
+    progress_id: int | None = None
+    fleet_changed_id: int | None = None
+
+    @classmethod
+    def of(cls, changes: list[Change]) -> "Affected":
+        affected = cls()
+        for change in changes:
+            if change.worker_id == FLEET_CHANGE:
+                affected.progress_id = change.id
+            elif change.kind in (ChangeKind.CREATED, ChangeKind.DELETED):
+                affected.fleet_changed_id = change.id
+            else:
+                _, fragments = affected.workers.get(change.worker_id, (0, set()))
+                fragments = fragments | fragments_for(change.fields)
+                affected.workers[change.worker_id] = (change.id, fragments)
+        return affected
+
+    def reloads(self, reason: str) -> list[tuple[str, Message]]:
+        """A reload message for every group these changes would have reached."""
+        out = [
+            (event_name(pk, fragment), reload_message(change_id, reason))
+            for pk, (change_id, fragments) in self.workers.items()
+            for fragment in sorted(fragments)
+        ]
+        fleet_ids = [i for i in (self.progress_id, self.fleet_changed_id) if i is not None]
+        if fleet_ids:
+            out.append((FLEET_GROUP, reload_message(max(fleet_ids), reason)))
+        return out
 
 
 def render_changes(changes: list[Change]) -> list[tuple[str, Message]]:
     """(group, message) pairs for these change rows: each affected fragment of each worker
     rendered once (in a fixed number of queries), carrying the id of the newest change behind
-    it; one progress message and one "workers added or removed" message at most."""
-    wanted: dict[int, tuple[int, set[str]]] = {}  # worker pk → (newest change id, fragments)
-    progress_id = fleet_changed_id = None
-    for change in changes:
-        if change.worker_id == FLEET_CHANGE:
-            progress_id = change.id
-        elif change.kind in (ChangeKind.CREATED, ChangeKind.DELETED):
-            fleet_changed_id = change.id
-        else:
-            _, fragments = wanted.get(change.worker_id, (0, set()))
-            wanted[change.worker_id] = (change.id, fragments | fragments_for(change.fields))
-
+    it; one progress message and one "workers added or removed" message at most. A fragment
+    that fails to render is logged and becomes a reload message for its group."""
+    affected = Affected.of(changes)
+    wanted = affected.workers
     workers = list(Worker.objects.filter(pk__in=wanted).prefetch_related("labs"))
     attach_history([w for w in workers if wanted[w.pk][1] & NEEDS_HISTORY])
     out = []
     for worker in workers:
         change_id, fragments = wanted[worker.pk]
         for fragment in sorted(fragments):
-            html = render_worker_fragment(worker, fragment)
             event = event_name(worker.pk, fragment)
-            out.append((event, _message(event, change_id, html)))
-    if progress_id is not None:
-        run = CollectionRun.objects.latest_full()
-        stats = fleet_stats()  # the stat cards ride with the progress line
-        html = render_to_string("fleet/partials/run_progress.html", {"run": run, "stats": stats})
-        out.append((FLEET_GROUP, _message(PROGRESS_EVENT, progress_id, html)))
-    if fleet_changed_id is not None:
-        html = render_to_string("fleet/partials/fleet_changed.html")
-        out.append((FLEET_GROUP, _message(FLEET_CHANGED_EVENT, fleet_changed_id, html)))
+            render = partial(render_worker_fragment, worker, fragment)
+            out.append((event, _rendered(event, change_id, render)))
+    if affected.progress_id is not None:
+        out.append((FLEET_GROUP, _rendered(PROGRESS_EVENT, affected.progress_id, _progress)))
+    if affected.fleet_changed_id is not None:
+        render = partial(render_to_string, "fleet/partials/fleet_changed.html")
+        out.append((FLEET_GROUP, _rendered(FLEET_CHANGED_EVENT, affected.fleet_changed_id, render)))
     return sorted(out, key=lambda pair: pair[1]["id"])
 
 
-def _message(event: str, change_id: int, html: str) -> Message:
-    return {"type": "fleet.fragment", "event": event, "id": change_id, "html": html}
+def _progress() -> str:
+    run = CollectionRun.objects.latest_full()
+    stats = fleet_stats()  # the stat cards ride with the progress line
+    return render_to_string("fleet/partials/run_progress.html", {"run": run, "stats": stats})
+
+
+def _rendered(event: str, change_id: int, render: Callable[[], str]) -> Message:
+    try:
+        return {"type": FRAGMENT, "event": event, "id": change_id, "html": render()}
+    except Exception:
+        log.exception("could not render %s for change %s; its pages reload", event, change_id)
+        return reload_message(change_id, "render-failed")
+
+
+def reload_message(change_id: int, reason: str) -> Message:
+    """Tells a stream to have its page reload: what it shows may be stale."""
+    return {"type": RELOAD, "id": change_id, "reason": reason}
 
 
 class ChangeFeed:
@@ -156,31 +208,50 @@ class ChangeFeed:
             await self.layer.group_send(group, message)
         return len(messages)
 
+    async def query(self, work: Callable[[], T]) -> T:
+        """Run short database work of the streams (their keep-alive re-checks) on the feed's
+        thread and connection, so that waiting streams need no connection of their own."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._thread, partial(_closing_on_error, work))
+
     def close(self) -> None:
         """Close the feed thread's database connection and end the thread (tests)."""
         self._thread.submit(_close_connection).result()
         self._thread.shutdown()
 
     def _read(self) -> list[tuple[str, Message]]:
-        """In the feed's thread: the new rows, rendered."""
+        """In the feed's thread: the new rows, rendered. The position moves past the rows read
+        before they are rendered, so no row is ever read twice, whatever rendering does."""
         try:
             if self.last_id is None:
                 self.last_id = Change.objects.aggregate(top=Max("id"))["top"] or 0
                 return []
             new_or_late = Q(id__gt=self.last_id) | Q(id__in=list(self.gaps))
             changes = list(Change.objects.filter(new_or_late).order_by("id"))
-            messages = render_changes(changes) if changes else []
         except Exception:
             connection.close()  # a broken connection is replaced; the next step reads again
             raise
-        self._advance([change.id for change in changes])
-        return messages
+        messages = []
+        if self._advance([change.id for change in changes]):
+            messages.append((FLEET_GROUP, reload_message(self.last_id, "changes-lost")))
+        if not changes:
+            return messages
+        try:
+            return messages + render_changes(changes)
+        except Exception:
+            log.exception("could not render changes %s; their pages reload", changes[0].id)
+            connection.close()
+            return messages + Affected.of(changes).reloads("render-failed")
 
-    def _advance(self, ids: list[int]) -> None:
+    def _advance(self, ids: list[int]) -> bool:
+        """Move past `ids`, noting the ids skipped over as gaps; whether gaps were given up
+        to keep at most MAX_GAPS of them."""
         now = time.monotonic()
         seen = set(ids)
         top = max(seen | {self.last_id})
-        for change_id in range(self.last_id + 1, top):
+        first = max(self.last_id + 1, top - MAX_GAPS - len(seen))
+        given_up = first > self.last_id + 1
+        for change_id in range(first, top):
             if change_id not in seen:
                 self.gaps[change_id] = now
         self.gaps = {
@@ -188,7 +259,21 @@ class ChangeFeed:
             for change_id, since in self.gaps.items()
             if change_id not in seen and now - since < GAP_SECONDS
         }
+        if len(self.gaps) > MAX_GAPS:
+            given_up = True
+            self.gaps = {i: self.gaps[i] for i in sorted(self.gaps)[-MAX_GAPS:]}
+        if given_up:
+            log.warning("more than %s change ids outstanding; every page reloads", MAX_GAPS)
         self.last_id = top
+        return given_up
+
+
+def _closing_on_error(work: Callable[[], T]) -> T:
+    try:
+        return work()
+    except Exception:
+        connection.close()  # a broken connection is replaced at the next use
+        raise
 
 
 def _close_connection() -> None:

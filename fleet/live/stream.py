@@ -4,41 +4,62 @@ ones named) as `event: worker-<pk>-<fragment>` for htmx's `sse-swap`, and the fl
 (cycle progress, workers added or removed). `fleet.live.feed` renders and sends them.
 
 The stream holds no database connection: the session is checked and the missed fragments are
-read before it starts, and then it only waits on its channel of the in-memory layer. Django
+read before it starts, and then it only waits on its channel of the in-memory layer; the
+re-check of its user at each keep-alive runs on the change feed's thread and connection. Django
 cancels it when the browser goes away (daphne reports the disconnect), and the `finally` leaves
-the groups. It ends itself after MAX_STREAM_SECONDS; the browser reconnects at once (sending
-Last-Event-ID), so the session is checked again and nothing is missed.
+the groups. It ends itself after about MAX_STREAM_SECONDS (± STREAM_JITTER, so that the pages
+a restart reconnected together do not all reconnect together again); the browser reconnects at
+once (sending Last-Event-ID), so the session is checked again and nothing is missed.
 
-Memory for a slow browser stays bounded: its channel holds at most the layer's `capacity`
-messages (settings.CHANNEL_LAYERS) and the layer drops what a full channel cannot take, which
-is safe because each fragment carries full state. daphne does not push back on writes, so what
-a stalled connection has not read waits in its socket buffer, for at most one stream's life.
+A page is never left silently behind: when its channel overflows or holds a message too long
+(`fleet.live.layer`), when a fragment for it cannot be rendered, or when its user may no longer
+watch, the stream sends `event: reload` and ends, and the page reloads (`static/js/fleet.js`).
+daphne does not push back on writes, so what a stalled connection has not read waits in its
+socket buffer, for at most one stream's life.
 """
 
 import asyncio
-import contextlib
 import logging
+import random
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
+from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_not_required
+from django.contrib.sessions.models import Session
 from django.db import connection
-from django.db.models import Max, Q
+from django.db.models import Exists, Max, Q
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from fleet.live.feed import FLEET_GROUP, Message, render_changes, start_feed
+from fleet.live.feed import (
+    FLEET_GROUP,
+    FRAGMENT,
+    ChangeFeed,
+    Message,
+    render_changes,
+    start_feed,
+)
 from fleet.live.fragments import WORKER_FRAGMENTS, event_name
+from fleet.live.layer import LOST
 from fleet.models import FLEET_CHANGE, Change, ChangeKind
 
 log = logging.getLogger(__name__)
 
+PERMISSION_BACKEND = "django.contrib.auth.backends.ModelBackend"
+
 MAX_WORKERS = 200
 KEEP_ALIVE_SECONDS = 15.0
 MAX_STREAM_SECONDS = 30 * 60.0
+STREAM_JITTER = 0.2  # a stream lives MAX_STREAM_SECONDS × (1 ± this)
 RETRY_MILLISECONDS = 3000
+VIEW_PERMISSION = "fleet.view_worker"
 WORKER_ID_RE = re.compile(r"[1-9][0-9]{0,17}")  # a positive BigAutoField value
+LAST_EVENT_ID_RE = re.compile(r"[0-9]{1,18}")  # a change id: fits a BigAutoField
 LINE_BREAK_RE = re.compile(r"\r\n|\r|\n")  # the line ends of the SSE format
 
 
@@ -71,36 +92,75 @@ def sse_event(message: Message) -> str:
     return f"id: {message['id']}\nevent: {message['event']}\n{data}\n"
 
 
+def reload_event(reason: str) -> str:
+    """The event that makes the page reload. No `id:`: the page is not current to any change."""
+    return f"event: reload\ndata: {reason}\n\n"
+
+
+def parse_last_event_id(value: str | None) -> int | None:
+    """A change id given by the browser, or None for anything else (absent, letters, negative,
+    too long for a change id): then the stream starts from the end of the log."""
+    return int(value) if value and LAST_EVENT_ID_RE.fullmatch(value) else None
+
+
+def stream_lifetime(draw: Callable[[], float] | None = None) -> float:
+    """How long one stream lives: MAX_STREAM_SECONDS ± STREAM_JITTER; `draw` gives a number in
+    [0, 1), `random.random` by default."""
+    fraction = (draw or random.random)()
+    return MAX_STREAM_SECONDS * (1 + STREAM_JITTER * (2 * fraction - 1))
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who a stream serves: checked as the stream opens, and again at each keep-alive."""
+
+    user_pk: int
+    session_key: str | None
+
+    def still_allowed(self) -> bool:
+        """One query: the session is still there (not logged out, not expired) and its user is
+        active and may view workers. Sessions are in the database (Django's default engine)."""
+        session = Session.objects.filter(
+            session_key=self.session_key, expire_date__gt=timezone.now()
+        )
+        # Permissions live in the model backend (the first backend is axes' login throttle).
+        users = get_user_model()._default_manager.with_perm(
+            VIEW_PERMISSION, backend=PERMISSION_BACKEND
+        )
+        return users.filter(Exists(session), pk=self.user_pk).exists()
+
+
 @require_GET
 @login_not_required  # a stream answers 403 itself: a redirect to the login page is no use here
 async def events(request: HttpRequest) -> HttpResponse:
     feed = await start_feed()
     async with feed.openings:
-        refusal = await sync_to_async(_refusal)(request)
-    if refusal:
-        return _refuse(*refusal)
+        viewer = await sync_to_async(_viewer)(request)
+    if isinstance(viewer, HttpResponse):
+        return viewer
     try:
         ids = parse_worker_ids(request.GET.get("workers"))
         fragments = parse_fragments(request.GET.get("fragments"))
     except ValueError as error:
         return _refuse(400, str(error))
     groups = [event_name(pk, fragment) for pk in ids for fragment in fragments]
-    body = stream([*groups, FLEET_GROUP], ids, _last_event_id(request), feed.openings)
+    last_id = _last_event_id(request)
+    body = stream([*groups, FLEET_GROUP], ids, last_id, feed, viewer, stream_lifetime())
     response = StreamingHttpResponse(body, content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"  # nginx: pass each event on at once
     return response
 
 
-def _refusal(request: HttpRequest) -> tuple[int, str] | None:
-    """In the request's thread: why this user may not follow workers, if they may not. Closes
-    the thread's database connection, which the stream must not hold."""
+def _viewer(request: HttpRequest) -> Viewer | HttpResponse:
+    """In the request's thread: who follows the workers, or a 403 saying why they may not.
+    Closes the thread's database connection, which the stream must not hold."""
     try:
         if not request.user.is_authenticated:
-            return 403, "Log in to follow live updates."
-        if not request.user.has_perm("fleet.view_worker"):
-            return 403, "You may not view workers."
-        return None
+            return _refuse(403, "Log in to follow live updates.")
+        if not request.user.has_perm(VIEW_PERMISSION):
+            return _refuse(403, "You may not view workers.")
+        return Viewer(request.user.pk, request.session.session_key)
     finally:
         connection.close()
 
@@ -109,65 +169,101 @@ async def stream(
     groups: list[str],
     ids: list[int],
     last_id: int | None,
-    openings: asyncio.Semaphore | None = None,
+    feed: ChangeFeed,
+    viewer: Viewer,
+    lifetime: float,
 ):
     """The body of the stream: join the groups, then send what was missed, then each message
-    as it comes, with a keep-alive comment when there is none for a while."""
+    as it comes, with a keep-alive comment (after a re-check of the viewer) every
+    KEEP_ALIVE_SECONDS; end with a reload event when the page can no longer be kept current."""
     layer = get_channel_layer()
     channel = await layer.new_channel()
     loop = asyncio.get_running_loop()
-    ends_at = loop.time() + MAX_STREAM_SECONDS
+    ends_at = loop.time() + lifetime
     try:
         for group in groups:
             await layer.group_add(group, channel)
         yield f"retry: {RETRY_MILLISECONDS}\n\n"
         # After joining: a change committed from here on comes through the channel too.
-        async with openings or contextlib.nullcontext():
-            opening = await sync_to_async(_opening)(groups, ids, last_id)
-        for text in opening:
-            yield text
-        while (left := ends_at - loop.time()) > 0:
-            try:
-                message = await asyncio.wait_for(
-                    layer.receive(channel), min(KEEP_ALIVE_SECONDS, left)
-                )
-            except TimeoutError:
+        async with feed.openings:
+            missed, top = await sync_to_async(_opening)(groups, ids, last_id)
+        for message in missed:
+            yield _event(message)
+            if message["type"] != FRAGMENT:
+                return
+        yield f"id: {top}\n\n"
+        check_at = loop.time() + KEEP_ALIVE_SECONDS
+        while (now := loop.time()) < ends_at:
+            if now >= check_at:
+                if not await _still_allowed(feed, viewer):
+                    yield reload_event("signed-out")
+                    return
                 yield ": keep-alive\n\n"
+                check_at = now + KEEP_ALIVE_SECONDS
                 continue
-            yield sse_event(message)
+            try:
+                wait = min(check_at, ends_at) - now
+                message = await asyncio.wait_for(layer.receive(channel), wait)
+            except TimeoutError:
+                continue
+            yield _event(message)
+            if message["type"] != FRAGMENT:
+                return
     finally:
         for group in groups:
             await layer.group_discard(group, channel)
+        layer.discard_channel(channel)
         log.debug("stream closed; left %d groups", len(groups))
 
 
-def _opening(groups: list[str], ids: list[int], last_id: int | None) -> list[str]:
+def _event(message: Message) -> str:
+    """A fragment as its SSE event; anything else (the feed's reload, the layer's LOST) as the
+    reload event."""
+    if message["type"] == FRAGMENT:
+        return sse_event(message)
+    return reload_event("fell-behind" if message["type"] == LOST else message["reason"])
+
+
+async def _still_allowed(feed: ChangeFeed, viewer: Viewer) -> bool:
+    """The keep-alive re-check, on the feed's thread and connection. When the database cannot
+    answer, the stream goes on: nothing reaches it then anyway, and the next check decides."""
+    try:
+        return await feed.query(viewer.still_allowed)
+    except Exception:
+        log.warning("could not re-check the user of a stream", exc_info=True)
+        return True
+
+
+def _opening(groups: list[str], ids: list[int], last_id: int | None) -> tuple[list[Message], int]:
     """In the request's thread, the last database work of a stream: the current fragments (of
-    those in `groups`) of the workers changed since `last_id` (a reconnecting browser), and an
-    `id:` line with the end of the log, so that a browser that reconnects after hearing nothing
-    catches up too.
+    those in `groups`) of the workers changed since `last_id` (a reconnecting browser), and the
+    end of the log, sent as a bare `id:` line so that a browser that reconnects after hearing
+    nothing catches up too. The catch-up covers the fleet-level changes (progress) and the
+    added and removed workers, as the live messages do.
     Closes this thread's connection: a stream must not hold one while it waits."""
     try:
         top = Change.objects.aggregate(top=Max("id"))["top"] or 0
-        texts = []
-        if last_id is not None:
-            missed = Change.objects.filter(id__gt=last_id).filter(
-                Q(worker_id__in=ids)
-                | Q(worker_id=FLEET_CHANGE)
-                | Q(kind__in=[ChangeKind.CREATED, ChangeKind.DELETED])
-            )
-            rendered = render_changes(list(missed.order_by("id")))
-            shown = set(groups)
-            texts = [sse_event(message) for group, message in rendered if group in shown]
-        return [*texts, f"id: {top}\n\n"]
+        if last_id is None:
+            return [], top
+        missed = Change.objects.filter(id__gt=last_id).filter(
+            Q(worker_id__in=ids)
+            | Q(worker_id=FLEET_CHANGE)
+            | Q(kind__in=[ChangeKind.CREATED, ChangeKind.DELETED])
+        )
+        shown = set(groups)
+        rendered = render_changes(list(missed.order_by("id")))
+        return [message for group, message in rendered if group in shown], top
     finally:
         connection.close()
 
 
 def _last_event_id(request: HttpRequest) -> int | None:
-    """The browser's Last-Event-ID when it reconnects (or `?last_event_id=`), if it is ours."""
-    value = request.headers.get("Last-Event-ID") or request.GET.get("last_event_id") or ""
-    return int(value) if value.isascii() and value.isdigit() else None
+    """The browser's Last-Event-ID when it reconnects, else the page's `?last_event_id=` (the
+    log position it was rendered at); a value that is not a change id counts as absent."""
+    header = parse_last_event_id(request.headers.get("Last-Event-ID"))
+    if header is not None:
+        return header
+    return parse_last_event_id(request.GET.get("last_event_id"))
 
 
 def _refuse(status: int, message: str) -> HttpResponse:

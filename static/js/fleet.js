@@ -30,3 +30,15 @@ document.addEventListener("htmx:sseBeforeMessage", (event) => {
     event.preventDefault();
   }
 });
+
+// The server sends `event: reload` when it can no longer keep this page current (the page fell
+// behind, or a fragment could not be rendered) or its user may no longer watch: the page then
+// reloads, whole and fresh, or lands on the login page. Each stream is told once.
+const reloadingSources = new WeakSet();
+document.addEventListener("htmx:sseOpen", (event) => {
+  const source = event.detail.source;
+  if (!reloadingSources.has(source)) {
+    reloadingSources.add(source);
+    source.addEventListener("reload", () => window.location.reload());
+  }
+});
