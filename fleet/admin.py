@@ -10,8 +10,8 @@ from django.contrib import admin
 from django.db import transaction
 
 from fleet import admin_tasks  # noqa: F401  (django-q2's task pages, re-registered)
-from fleet.changelog import record_change, record_changes
 from fleet.models import ChangeKind, CollectionRun, Lab, Worker
+from fleet.models.changes import record_change, record_changes
 
 IDENTITY_FIELDS = ["name", "region", "instance_id"]
 # Everything else is observed by the collection (and the primary key).

@@ -27,7 +27,7 @@ def collect_metrics(trigger: str = RunTrigger.SCHEDULE) -> str:
 
 
 def collect_labs(trigger: str = RunTrigger.SCHEDULE) -> str:
-    return collect(kind=RunKind.LABS, trigger=trigger).summary()
+    return collect(kind=RunKind.FULL, trigger=trigger).summary()
 
 
 def queue_refresh_all() -> bool:

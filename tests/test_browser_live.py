@@ -6,7 +6,7 @@ import pytest
 from django.db import connection
 
 from fleet.collection import collect as collection
-from fleet.models import FLEET_CHANGE, Change, Worker
+from fleet.models import Change, ChangeKind, Worker
 from tests.browser_fixtures import free_port, log_in, server_user, start_daphne, stop
 from tests.fleet_fixtures import cml_of, running
 
@@ -218,7 +218,7 @@ def test_a_page_the_server_can_no_longer_keep_current_reloads(
     page.evaluate("window.sameDocument = true")
 
     top = Change.objects.order_by("-id").first().pk
-    Change.objects.create(id=top + 5000, worker_id=FLEET_CHANGE, fields=["run"])
+    Change.objects.create(id=top + 5000, kind=ChangeKind.FLEET, fields=["run"])
     page.wait_for_function("() => window.sameDocument === undefined", timeout=15000)
     _wait_until_streaming(page)  # the reloaded page streams again
     assert page.url == f"{web}/"

@@ -10,7 +10,7 @@ from django.test.utils import CaptureQueriesContext
 
 from fleet.collection.collect import FLEET_LOCK, collect
 from fleet.collection.locks import exclusive
-from fleet.models import FLEET_CHANGE, Change, CollectionRun, Lab, RunStatus, Worker
+from fleet.models import Change, ChangeKind, CollectionRun, Lab, RunStatus, Worker
 from tests.fleet_fixtures import cml_of, running
 
 
@@ -19,7 +19,7 @@ def _by_instance(workers):
 
 
 def test_a_cycle_observes_every_worker_and_saves_what_it_saw(fleet_workers, fleet_settings):
-    run = collect(kind="labs")
+    run = collect(kind="full")
     assert run.status == RunStatus.SUCCEEDED, run.message
     assert run.workers_seen == len(fleet_workers) and run.workers_failed == 0
     assert run.aws_calls <= 3 * 2  # 2 regions, well under 100 workers each
@@ -43,11 +43,11 @@ def test_a_cycle_observes_every_worker_and_saves_what_it_saw(fleet_workers, flee
 
 
 def test_an_unchanged_fleet_writes_no_worker_and_logs_no_change(fleet_workers, fleet_settings):
-    collect(kind="labs")
-    worker_changes = Change.objects.exclude(worker_id=FLEET_CHANGE)
+    collect(kind="full")
+    worker_changes = Change.objects.exclude(kind=ChangeKind.FLEET)
     changes = worker_changes.count()
     with CaptureQueriesContext(connection) as queries:
-        run = collect(kind="labs")
+        run = collect(kind="full")
     assert run.workers_changed == 0
     assert worker_changes.count() == changes
     writes = [
@@ -66,7 +66,7 @@ def test_queries_per_cycle_do_not_grow_with_the_number_of_workers(fleet_settings
             Worker(region=i.region, instance_id=i.instance_id) for i in instances[:size]
         )
         with CaptureQueriesContext(connection) as queries:
-            run = collect([w.pk for w in workers], kind="labs")
+            run = collect([w.pk for w in workers], kind="full")
         assert run.workers_seen == size and run.workers_changed == size
         counts.append(len(queries))
     assert counts[0] == counts[1]
@@ -74,12 +74,12 @@ def test_queries_per_cycle_do_not_grow_with_the_number_of_workers(fleet_settings
 
 def test_lab_changes_are_upserted_and_vanished_labs_deleted(fleet_workers, fleet_settings):
     worker = running(fleet_settings, fleet_workers)[0]
-    collect([worker.pk], kind="labs")
+    collect([worker.pk], kind="full")
     sim = cml_of(fleet_settings, worker)
     with sim.lock:
         gone = next(iter(sim.labs))
         del sim.labs[gone]
-    collect([worker.pk], kind="labs")
+    collect([worker.pk], kind="full")
     assert not Lab.objects.filter(worker=worker, lab_id=gone).exists()
     assert Lab.objects.filter(worker=worker).count() == len(sim.labs)
     assert any("labs" in c.fields for c in Change.objects.filter(worker_id=worker.pk))
@@ -87,14 +87,14 @@ def test_lab_changes_are_upserted_and_vanished_labs_deleted(fleet_workers, fleet
 
 def test_a_lab_whose_state_or_title_changed_is_updated(fleet_workers, fleet_settings):
     worker = running(fleet_settings, fleet_workers)[0]
-    collect([worker.pk], kind="labs")
+    collect([worker.pk], kind="full")
     sim = cml_of(fleet_settings, worker)
     with sim.lock:
         lab_id, lab = next(iter(sim.labs.items()))
         lab["lab_title"] = "Renamed lab"
         lab["state"] = "STOPPED" if lab["state"] != "STOPPED" else "STARTED"
         lab["node_count"] += 1
-    collect([worker.pk], kind="labs")
+    collect([worker.pk], kind="full")
     stored = Lab.objects.get(worker=worker, lab_id=lab_id)
     assert (stored.title, stored.state, stored.node_count) == (
         "Renamed lab",
@@ -227,10 +227,10 @@ def test_a_database_error_writes_nothing_and_marks_the_run_failed(
         raise DatabaseError("disk full")
 
     monkeypatch.setattr(Lab.objects, "bulk_create", broken)
-    run = collect(kind="labs")
+    run = collect(kind="full")
     assert run.status == RunStatus.FAILED and "disk full" in run.message
-    assert not Change.objects.exclude(worker_id=FLEET_CHANGE).exists()
-    assert Change.objects.filter(worker_id=FLEET_CHANGE).count() == 1  # the progress line's end
+    assert not Change.objects.exclude(kind=ChangeKind.FLEET).exists()
+    assert Change.objects.filter(kind=ChangeKind.FLEET).count() == 1  # the progress line's end
     assert not Worker.objects.exclude(status="unknown").exists()
     assert not Worker.objects.filter(last_polled_at__isnull=False).exists()
 
@@ -295,7 +295,7 @@ def test_the_licence_is_read_by_full_cycles_and_while_unknown(fleet_workers, fle
     collect([worker.pk], kind="metrics")
     worker.refresh_from_db()
     assert worker.license_state == "licensed" and sim.requests["/licensing"] == asked
-    collect([worker.pk], kind="labs")
+    collect([worker.pk], kind="full")
     worker.refresh_from_db()
     assert worker.license_state == "out_of_compliance"
 
@@ -305,5 +305,5 @@ def test_a_cycle_due_just_as_another_ends_waits_for_it_and_runs(fleet_workers, s
     settings.COLLECT_LOCK_WAIT_SECONDS = 30
     with another_cycle_running() as release:
         threading.Timer(1.0, release.set).start()  # the other cycle ends a second later
-        run = collect(kind="labs")
+        run = collect(kind="full")
     assert run.status == RunStatus.SUCCEEDED

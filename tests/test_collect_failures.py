@@ -9,11 +9,11 @@ from django.utils import timezone
 
 from fleet.collection import collect as collect_module
 from fleet.collection.collect import collect
-from fleet.models import FLEET_CHANGE, Change, CollectionRun, RunStatus, Worker
+from fleet.models import Change, ChangeKind, CollectionRun, RunStatus, Worker
 
 
 def fleet_changes() -> int:
-    return Change.objects.filter(worker_id=FLEET_CHANGE, fields=["run"]).count()
+    return Change.objects.filter(kind=ChangeKind.FLEET, fields=["run"]).count()
 
 
 def terminate_own_backend() -> None:
@@ -46,7 +46,7 @@ def test_a_cycle_that_loses_its_database_connection_ends_failed(fleet_workers, m
         return original(*args, **kwargs)
 
     monkeypatch.setattr(collect_module, step, connection_lost_here)
-    run = collect(kind="labs")
+    run = collect(kind="full")
     assert run.status == RunStatus.FAILED and run.finished_at is not None
     assert "Database error" in run.message and "terminating connection" in run.message
     assert CollectionRun.objects.get(pk=run.pk).status == RunStatus.FAILED

@@ -9,7 +9,7 @@ from fleet.models import Change, CollectionRun, Worker
 def test_refresh_workers_collects_everything_and_prints_a_summary(fleet_workers, capsys):
     call_command("refresh_workers")
     out = capsys.readouterr().out
-    assert f"labs run succeeded: seen {len(fleet_workers)}, changed {len(fleet_workers)}" in out
+    assert f"full run succeeded: seen {len(fleet_workers)}, changed {len(fleet_workers)}" in out
     assert CollectionRun.objects.get().trigger == "command"
 
 

@@ -70,7 +70,7 @@ def test_a_cml_fault_on_one_worker_is_its_error_and_the_others_are_written(
         settings.CML_REQUEST_TIMEOUT_SECONDS = 1  # a hung worker costs a timeout a call
     cml_of(fleet_settings, victim).set_knobs(knobs)
 
-    run = collect(kind="labs")
+    run = collect(kind="full")
 
     assert run.status == RunStatus.SUCCEEDED, run.message
     assert run.workers_failed == 1 and error in run.errors[str(victim.pk)]
@@ -87,7 +87,7 @@ def test_hostile_data_is_cleaned_and_the_rest_of_the_worker_is_written(
     sim = cml_of(fleet_settings, victim)
     sim.bad_data = bad_data
 
-    collect(kind="labs")
+    collect(kind="full")
 
     victim.refresh_from_db()
     assert victim.service_status == "available" and victim.cml_version.startswith("2.9.1")
@@ -101,7 +101,7 @@ def test_an_aws_fault_on_one_worker_is_its_error_and_the_others_are_written(
 ):
     fleet_settings.set_aws_fault(victim.instance_id, "long_name_tag")
     try:
-        run = collect(kind="labs")
+        run = collect(kind="full")
     finally:
         fleet_settings.set_aws_fault(victim.instance_id, None)
 
@@ -129,7 +129,7 @@ def test_a_value_the_cleaning_misses_fails_its_worker_alone_with_the_databases_m
     monkeypatch.setattr(collect_module, "fit_observation", lambda seen: seen)
     cml_of(fleet_settings, victim).bad_data = bad_data
 
-    run = collect(kind="labs")
+    run = collect(kind="full")
 
     assert run.status == RunStatus.SUCCEEDED, run.message
     assert run.workers_failed == 1

@@ -77,11 +77,11 @@ def test_collect_records_whether_a_cycle_covered_the_whole_fleet(fleet_workers):
     two = collect([w.pk for w in fleet_workers[:2]], trigger=RunTrigger.COMMAND)
     assert two.scope == RunScope.WORKERS
     assert CollectionRun.objects.last_fleet_success() is None
-    assert CollectionRun.objects.latest_full() is None
+    assert CollectionRun.objects.latest_fleet_wide() is None
     full = collect(trigger=RunTrigger.REFRESH)
     assert full.scope == RunScope.FLEET and full.status == RunStatus.SUCCEEDED
     assert CollectionRun.objects.last_fleet_success() == full
-    assert CollectionRun.objects.latest_full() == full
+    assert CollectionRun.objects.latest_fleet_wide() == full
 
 
 def test_the_migration_marks_past_single_worker_refreshes(db):

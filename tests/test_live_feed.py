@@ -16,12 +16,12 @@ from django.db import DataError, OperationalError, transaction
 from django.template import TemplateSyntaxError
 
 from fleet.admin import WorkerAdmin
-from fleet.changelog import record_change, record_changes
 from fleet.live import feed as live_feed
 from fleet.live import fragments
 from fleet.live.feed import ChangeFeed, start_feed
 from fleet.live.fragments import FRAGMENT_FIELDS, WORKER_FRAGMENTS, fragments_for
-from fleet.models import FLEET_CHANGE, Change, CollectionRun, Lab, Worker
+from fleet.models import Change, ChangeKind, CollectionRun, Lab, Worker
+from fleet.models.changes import record_change, record_changes, record_fleet_change
 from tests.browser_fixtures import free_port, start_daphne, stop
 from tests.live_fixtures import open_stream, opened, parse_sse, run, session_of
 
@@ -54,7 +54,7 @@ def test_every_field_a_page_shows_belongs_to_a_fragment():
     assert set(FRAGMENT_FIELDS) == ALL
 
 
-def commit(worker_id: int, fields: list[str], kind: str = "updated") -> Change:
+def commit(worker_id: int | None, fields: list[str], kind: str = "updated") -> Change:
     """Log one change in a transaction of its own, as the collection does."""
     (change,) = record_changes([(worker_id, kind, fields)])
     return change
@@ -169,7 +169,7 @@ def test_a_fleet_change_sends_the_progress_line(feed, layer):
     async def scenario():
         await feed.step()
         fleet = await subscribe(layer, "fleet")
-        await sync_to_async(record_change)(FLEET_CHANGE, fields=["run"])
+        await sync_to_async(record_fleet_change)()
         await feed.step()
         return await received(layer, fleet)
 
@@ -299,7 +299,7 @@ def test_a_progress_line_that_fails_to_render_reloads_the_fleets_pages(feed, lay
     async def scenario():
         await feed.step()
         fleet = await subscribe(layer, "fleet")
-        change = await sync_to_async(commit)(FLEET_CHANGE, ["run"])
+        change = await sync_to_async(commit)(None, ["run"], ChangeKind.FLEET)
         await feed.step()
         return change, await received(layer, fleet)
 

@@ -16,11 +16,11 @@ from django.contrib.auth.models import User
 from django.contrib.sessions.models import Session
 from django.db import OperationalError, connection
 
-from fleet.changelog import record_changes
 from fleet.live import feed as live_feed
 from fleet.live import stream as live_stream
 from fleet.live.fragments import render_worker_fragment
-from fleet.models import FLEET_CHANGE, Change, CollectionRun, Worker
+from fleet.models import Change, ChangeKind, CollectionRun, Worker
+from fleet.models.changes import record_changes
 from tests.browser_fixtures import free_port, start_daphne, stop
 from tests.live_fixtures import (
     TIMEOUT,
@@ -419,7 +419,7 @@ def test_the_catch_up_replays_the_progress_of_a_cycle(feed, viewer, worker):
     session = session_of(viewer)
     CollectionRun.objects.create(workers_total=10, workers_done=4)
     before = commit_change(worker, "cml_version")
-    (progress,) = record_changes([(FLEET_CHANGE, "updated", ["run"])])
+    (progress,) = record_changes([(None, ChangeKind.FLEET, ["run"])])
 
     async def scenario():
         stream = await open_stream(

@@ -70,7 +70,7 @@ def test_the_worker_page_links_the_cml_ui_and_counts_down_to_the_next_cycle(logg
 
 
 def test_pages_start_their_stream_where_the_page_was_rendered(logged_in, worker):
-    from fleet.changelog import record_change
+    from fleet.models.changes import record_change
 
     record_change(worker.pk, fields=["status"])
     from fleet.models import Change

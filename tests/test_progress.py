@@ -2,7 +2,7 @@ import pytest
 
 from fleet.collection import progress
 from fleet.collection.collect import collect
-from fleet.models import FLEET_CHANGE, Change, CollectionRun
+from fleet.models import Change, ChangeKind, CollectionRun
 from tests.fleet_fixtures import cml_of, running
 
 
@@ -29,11 +29,11 @@ def test_a_running_cycle_publishes_its_progress(
     assert published == sorted(set(published)) and published[-1] <= len(fleet_workers)
     assert run.workers_total == run.workers_done == len(fleet_workers)
     # ...and each step, then the finish, told the live pages once.
-    changes = Change.objects.filter(worker_id=FLEET_CHANGE, fields=["run"]).count()
+    changes = Change.objects.filter(kind=ChangeKind.FLEET, fields=["run"]).count()
     assert changes == len(published) + 1
 
 
 def test_inside_a_transaction_only_the_finish_is_published(fleet_workers):
     run = collect()
     assert run.workers_done == run.workers_total == len(fleet_workers)
-    assert Change.objects.filter(worker_id=FLEET_CHANGE).count() == 1  # persist's "finished"
+    assert Change.objects.filter(kind=ChangeKind.FLEET).count() == 1  # persist's "finished"

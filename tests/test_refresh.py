@@ -33,7 +33,7 @@ def test_it_collects_the_worker_and_answers_with_its_fragments(client, operator,
     assert 'hx-swap-oob="true"' in html
     assert "Refreshed" in html
     run = CollectionRun.objects.get()
-    assert run.trigger == "refresh" and run.kind == "labs" and run.workers_seen == 1
+    assert run.trigger == "refresh" and run.kind == "full" and run.workers_seen == 1
     up_worker.refresh_from_db()
     assert up_worker.service_status == "available"
 

@@ -24,7 +24,7 @@ def runs(worker):
             workers_failed=1,
             errors={str(worker.pk): "HTTP 500 from /system_stats", "424242": "timeout"},
         ),
-        CollectionRun.objects.create(kind="labs", status="skipped", message="another collection"),
+        CollectionRun.objects.create(kind="full", status="skipped", message="another collection"),
     ]
 
 
@@ -37,7 +37,7 @@ def test_the_run_list_shows_every_run(client, viewer, runs):
 
 def test_the_run_list_filters_by_kind_and_explains_a_bad_kind(client, viewer, runs):
     client.force_login(viewer)
-    assert _run_links(client.get("/runs/", {"kind": "labs"}).content.decode()) == 1
+    assert _run_links(client.get("/runs/", {"kind": "full"}).content.decode()) == 1
     response = client.get("/runs/", {"kind": "bogus"})
     assert response.status_code == 200
     assert "Unknown kind" in response.content.decode()

@@ -43,7 +43,7 @@ def test_an_existing_schedule_keeps_its_next_run(db):
 
 def test_the_tasks_run_the_collection(fleet_workers):
     assert "metrics run succeeded" in collect_metrics()
-    assert "labs run succeeded" in collect_labs()
+    assert "full run succeeded" in collect_labs()
     assert list(CollectionRun.objects.values_list("trigger", flat=True)) == ["schedule"] * 2
 
 

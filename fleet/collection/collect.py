@@ -14,7 +14,6 @@ from django.conf import settings
 from django.db import DatabaseError, InterfaceError, connection, transaction
 from django.utils import timezone
 
-from fleet.changelog import record_change
 from fleet.collection.derive import (
     WorkerObservation,
     cml_endpoint,
@@ -29,7 +28,6 @@ from fleet.collection.sources.aws import AwsReader
 from fleet.collection.sources.cml import CMLTarget, observe_cml
 from fleet.collection.token_cache import load_tokens, save_tokens
 from fleet.models import (
-    FLEET_CHANGE,
     CollectionRun,
     Lab,
     LicenseState,
@@ -40,6 +38,7 @@ from fleet.models import (
     Worker,
     WorkerStatus,
 )
+from fleet.models.changes import record_fleet_change
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +106,7 @@ def _collect(
         with ProgressReporter(run) as progress:
             seen, aws_calls, notes = observe(
                 workers,
-                read_labs=kind == RunKind.LABS,
+                read_labs=kind == RunKind.FULL,
                 deadline=worker_deadline,
                 on_worker_done=progress.worker_done,
             )
@@ -136,7 +135,7 @@ def _fail(run: CollectionRun, message: str) -> CollectionRun:
         CollectionRun.objects.filter(pk=run.pk).update(
             status=RunStatus.FAILED, finished_at=timezone.now(), message=message[:2000]
         )
-        record_change(FLEET_CHANGE, fields=["run"])
+        record_fleet_change()
     run.refresh_from_db()
     return run
 
@@ -150,7 +149,7 @@ def close_stale_runs() -> int:
     with transaction.atomic():
         closed = CollectionRun.objects.close_stale(timedelta(seconds=timeout), message)
         if closed:
-            record_change(FLEET_CHANGE, fields=["run"])
+            record_fleet_change()
     return closed
 
 

@@ -16,10 +16,10 @@ from django.db import DatabaseError, DataError, IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from fleet.changelog import record_changes
 from fleet.collection.derive import LAB_FIELDS
 from fleet.collection.fit import Notes, text
-from fleet.models import FLEET_CHANGE, ChangeKind, CollectionRun, Lab, RunStatus, Sample, Worker
+from fleet.models import ChangeKind, CollectionRun, Lab, RunStatus, Sample, Worker
+from fleet.models.changes import record_changes
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +159,7 @@ def _finish(
     if labs_read:
         Worker.objects.filter(pk__in=labs_read).update(labs_polled_at=now)
     record_changes(
-        [(FLEET_CHANGE, ChangeKind.UPDATED, ["run"])]  # the progress line: finished
+        [(None, ChangeKind.FLEET, ["run"])]  # the progress line: finished
         + [
             (pk, ChangeKind.UPDATED, _logged_fields(result, pk, refused))
             for pk in sorted(result.changed_workers | set(refused))

@@ -10,8 +10,8 @@ from types import TracebackType
 
 from django.db import connection, transaction
 
-from fleet.changelog import record_change
-from fleet.models import FLEET_CHANGE, CollectionRun
+from fleet.models import CollectionRun
+from fleet.models.changes import record_fleet_change
 
 INTERVAL_SECONDS = 1.0
 
@@ -62,5 +62,5 @@ class ProgressReporter:
             return
         with transaction.atomic():
             CollectionRun.objects.filter(pk=self.run.pk).update(workers_done=done)
-            record_change(FLEET_CHANGE, fields=["run"])
+            record_fleet_change()
         self._published = done

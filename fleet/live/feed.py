@@ -28,10 +28,10 @@ from django.db import connection
 from django.db.models import Max, Q
 from django.template.loader import render_to_string
 
-from fleet.changelog import NOTIFY_CHANNEL
 from fleet.live.fragments import NEEDS_HISTORY, event_name, fragments_for, render_worker_fragment
 from fleet.live.history import attach_history
-from fleet.models import FLEET_CHANGE, Change, ChangeKind, CollectionRun, Worker
+from fleet.models import Change, ChangeKind, CollectionRun, Worker
+from fleet.models.changes import NOTIFY_CHANNEL
 from fleet.web.worker_list import fleet_stats
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ class Affected:
     def of(cls, changes: list[Change]) -> "Affected":
         affected = cls()
         for change in changes:
-            if change.worker_id == FLEET_CHANGE:
+            if change.kind == ChangeKind.FLEET:
                 affected.progress_id = change.id
             elif change.kind in (ChangeKind.CREATED, ChangeKind.DELETED):
                 affected.fleet_changed_id = change.id
@@ -117,7 +117,7 @@ def render_changes(changes: list[Change]) -> list[tuple[str, Message]]:
 
 
 def _progress() -> str:
-    run = CollectionRun.objects.latest_full()
+    run = CollectionRun.objects.latest_fleet_wide()
     stats = fleet_stats()  # the stat cards ride with the progress line
     return render_to_string("fleet/partials/run_progress.html", {"run": run, "stats": stats})
 

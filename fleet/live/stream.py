@@ -46,7 +46,7 @@ from fleet.live.feed import (
 )
 from fleet.live.fragments import WORKER_FRAGMENTS, event_name
 from fleet.live.layer import LOST
-from fleet.models import FLEET_CHANGE, Change, ChangeKind
+from fleet.models import Change, ChangeKind
 
 log = logging.getLogger(__name__)
 
@@ -247,7 +247,7 @@ def _opening(groups: list[str], ids: list[int], last_id: int | None) -> tuple[li
             return [], top
         missed = Change.objects.filter(id__gt=last_id).filter(
             Q(worker_id__in=ids)
-            | Q(worker_id=FLEET_CHANGE)
+            | Q(kind=ChangeKind.FLEET)
             | Q(kind__in=[ChangeKind.CREATED, ChangeKind.DELETED])
         )
         shown = set(groups)

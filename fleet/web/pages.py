@@ -11,11 +11,11 @@ from django.template.loader import render_to_string
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
-from fleet.changelog import log_position
 from fleet.collection.collect import collect
 from fleet.live.fragments import render_worker_fragments
 from fleet.live.history import attach_history
 from fleet.models import CollectionRun, RunKind, RunTrigger, ServiceStatus, Worker, WorkerStatus
+from fleet.models.changes import log_position
 from fleet.tasks import next_metrics_cycle_at, queue_refresh_all
 from fleet.web.csv_export import workers_csv
 from fleet.web.health import fleet_health
@@ -40,7 +40,7 @@ def worker_list(request: HttpRequest) -> HttpResponse:
         "state": state,
         "page": page,
         "stats": fleet_stats(),
-        "latest_run": CollectionRun.objects.latest_full(),
+        "latest_run": CollectionRun.objects.latest_fleet_wide(),
         "log_position": log_position(),
         "regions": settings.AWS_REGIONS,
         "statuses": WorkerStatus.choices,
@@ -76,7 +76,7 @@ def worker_refresh(request: HttpRequest, pk: int) -> HttpResponse:
     else:
         run = collect(
             [pk],
-            kind=RunKind.LABS,
+            kind=RunKind.FULL,
             trigger=RunTrigger.REFRESH,
             worker_deadline=REFRESH_DEADLINE_SECONDS,
         )

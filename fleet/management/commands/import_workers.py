@@ -2,9 +2,10 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from fleet.changelog import record_changes
 from fleet.collection.collect import aws_reader
-from fleet.models import INSTANCE_ID_RE, ChangeKind, Worker
+from fleet.models import ChangeKind, Worker
+from fleet.models.changes import record_changes
+from fleet.models.workers import INSTANCE_ID_RE
 
 
 class Command(BaseCommand):

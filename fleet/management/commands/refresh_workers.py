@@ -21,7 +21,7 @@ class Command(BaseCommand):
                 raise CommandError(f"unknown worker id(s): {', '.join(map(str, unknown))}")
         run = collect(
             pks or None,
-            kind=RunKind.METRICS if no_labs else RunKind.LABS,
+            kind=RunKind.METRICS if no_labs else RunKind.FULL,
             trigger=RunTrigger.COMMAND,
         )
         self.stdout.write(run.summary())

@@ -1,0 +1,37 @@
+"""What is stored, split by meaning; everything is importable from `fleet.models`."""
+
+from fleet.models.changes import Change, ChangeKind
+from fleet.models.labs import Lab, LabState
+from fleet.models.runs import CollectionRun, RunKind, RunScope, RunStatus, RunTrigger
+from fleet.models.samples import Sample
+from fleet.models.workers import (
+    CheckStatus,
+    LicenseState,
+    ServiceStatus,
+    Worker,
+    WorkerStatus,
+    validate_endpoint,
+    validate_instance_id,
+    validate_region,
+)
+
+__all__ = [
+    "Change",
+    "ChangeKind",
+    "CheckStatus",
+    "CollectionRun",
+    "Lab",
+    "LabState",
+    "LicenseState",
+    "RunKind",
+    "RunScope",
+    "RunStatus",
+    "RunTrigger",
+    "Sample",
+    "ServiceStatus",
+    "Worker",
+    "WorkerStatus",
+    "validate_endpoint",
+    "validate_instance_id",
+    "validate_region",
+]
