@@ -141,8 +141,8 @@ def change_every_worker(pks: list[int]) -> dict[int, float]:
     """One committed change per worker, as the collection writes it; returns commit times."""
     from django.db import transaction
 
-    from fleet.changelog import record_change
     from fleet.models import Worker
+    from fleet.models.changes import record_change
 
     committed = {}
     for n, pk in enumerate(pks):
