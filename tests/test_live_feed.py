@@ -22,6 +22,7 @@ from fleet.live.feed import ChangeFeed, start_feed
 from fleet.live.fragments import FRAGMENT_FIELDS, WORKER_FRAGMENTS, fragments_for
 from fleet.models import Change, ChangeKind, CollectionRun, Lab, Worker
 from fleet.models.changes import record_change, record_changes, record_fleet_change
+from fleet.models.workers import WorkerQuerySet
 from tests.browser_fixtures import free_port, start_daphne, stop
 from tests.live_fixtures import open_stream, opened, parse_sse, run, session_of
 
@@ -291,10 +292,10 @@ def test_a_fragment_that_fails_to_render_is_skipped_and_its_pages_reload(
 
 @pytest.mark.django_db(transaction=True)
 def test_a_progress_line_that_fails_to_render_reloads_the_fleets_pages(feed, layer, monkeypatch):
-    def broken_stats():
+    def broken_stats(self):
         raise ZeroDivisionError("no workers")
 
-    monkeypatch.setattr(live_feed, "fleet_stats", broken_stats)
+    monkeypatch.setattr(WorkerQuerySet, "stats", broken_stats)
 
     async def scenario():
         await feed.step()

@@ -4,7 +4,7 @@ import pytest
 from django.http import QueryDict
 
 from fleet.models import Worker
-from fleet.web.worker_list import MAX_SEARCH, filtered_workers, fleet_stats, parse_list_state
+from fleet.web.worker_list import MAX_SEARCH, filtered_workers, parse_list_state
 
 REGIONS = ["us-east-1", "eu-west-1"]
 
@@ -95,7 +95,7 @@ def test_a_bad_filter_value_is_noted_and_not_applied(fleet, query):
 
 
 def test_the_state_round_trips_through_the_url():
-    state = _state("q=abc&region=eu-west-1&sort=-cpu&terminated=1&page=3")
+    state = _state("q=abc&region=eu-west-1&sort=-cpu&terminated=1&trouble=1&page=3")
     assert _state(state.query(page="3")) == state
     assert "page" not in state.query()  # changing anything else goes back to page 1
     assert "sort=cpu" in state.sorted_by("cpu")  # a second click flips the order
@@ -104,7 +104,18 @@ def test_the_state_round_trips_through_the_url():
 
 def test_stat_cards_count_the_fleet_in_one_query(fleet, django_assert_num_queries):
     with django_assert_num_queries(1):
-        stats = fleet_stats()
+        stats = Worker.objects.stats()
     assert stats["total"] == 4 and stats["running"] == 3 and stats["stopped"] == 1
     assert stats["cml_unavailable"] == 1 and stats["in_trouble"] == 1
     assert stats["average_cpu"] == pytest.approx(50.0)
+
+
+def test_the_trouble_filter_shows_running_workers_whose_cml_or_checks_fail(fleet):
+    Worker.objects.filter(name="echo").update(system_check="impaired")
+    assert _names("trouble=1") == ["bravo", "echo"]
+    assert _state("trouble=1").query() == "trouble=1"
+    assert Worker.objects.stats()["in_trouble"] == 2
+
+
+def test_visible_workers_are_the_ones_not_terminated(fleet):
+    assert sorted(w.name for w in Worker.objects.visible()) == ["alpha", "bravo", "charlie", "echo"]

@@ -32,7 +32,6 @@ from fleet.live.fragments import NEEDS_HISTORY, event_name, fragments_for, rende
 from fleet.live.history import attach_history
 from fleet.models import Change, ChangeKind, CollectionRun, Worker
 from fleet.models.changes import NOTIFY_CHANNEL
-from fleet.web.worker_list import fleet_stats
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +117,7 @@ def render_changes(changes: list[Change]) -> list[tuple[str, Message]]:
 
 def _progress() -> str:
     run = CollectionRun.objects.latest_fleet_wide()
-    stats = fleet_stats()  # the stat cards ride with the progress line
+    stats = Worker.objects.stats()  # the stat cards ride with the progress line
     return render_to_string("fleet/partials/run_progress.html", {"run": run, "stats": stats})
 
 

@@ -71,6 +71,41 @@ class LicenseState(models.TextChoices):
     UNKNOWN = "unknown"
 
 
+RUNNING = models.Q(status=WorkerStatus.RUNNING)
+# Running, but CML does not answer well or an EC2 status check is failing.
+IN_TROUBLE = RUNNING & (
+    ~models.Q(service_status=ServiceStatus.AVAILABLE)
+    | models.Q(system_check=CheckStatus.IMPAIRED)
+    | models.Q(instance_check=CheckStatus.IMPAIRED)
+)
+
+
+class WorkerQuerySet(models.QuerySet):
+    """The list's named filters and the stat cards, asked once here by the list, the title,
+    the stat cards and the live feed."""
+
+    def visible(self) -> "WorkerQuerySet":
+        """Not terminated: what the list shows unless asked for terminated workers too."""
+        return self.exclude(status=WorkerStatus.TERMINATED)
+
+    def in_trouble(self) -> "WorkerQuerySet":
+        return self.filter(IN_TROUBLE)
+
+    def stats(self) -> dict:
+        """The stat cards of the visible workers, in one query: total, running, stopped, CML
+        unavailable, average CPU, and how many are in trouble (the page title)."""
+        return self.visible().aggregate(
+            total=models.Count("pk"),
+            running=models.Count("pk", filter=RUNNING),
+            stopped=models.Count("pk", filter=models.Q(status=WorkerStatus.STOPPED)),
+            cml_unavailable=models.Count(
+                "pk", filter=RUNNING & ~models.Q(service_status=ServiceStatus.AVAILABLE)
+            ),
+            average_cpu=models.Avg("cpu_percent", filter=RUNNING),
+            in_trouble=models.Count("pk", filter=IN_TROUBLE),
+        )
+
+
 class Worker(models.Model):
     """One EC2 instance running a CML server, with everything last observed about it.
 
@@ -141,6 +176,8 @@ class Worker(models.Model):
 
     created_at = models.DateTimeField(auto_now_add=True)
 
+    objects = WorkerQuerySet.as_manager()
+
     class Meta:
         ordering = ["name", "instance_id"]
         constraints = [
@@ -160,26 +197,6 @@ class Worker(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("fleet:worker_detail", args=[self.pk])
-
-    @property
-    def is_running(self) -> bool:
-        return self.status == WorkerStatus.RUNNING
-
-    @staticmethod
-    def in_trouble_q() -> models.Q:
-        """Running, but CML does not answer well or an EC2 status check is failing."""
-        return models.Q(status=WorkerStatus.RUNNING) & (
-            ~models.Q(service_status=ServiceStatus.AVAILABLE)
-            | models.Q(system_check=CheckStatus.IMPAIRED)
-            | models.Q(instance_check=CheckStatus.IMPAIRED)
-        )
-
-    @property
-    def in_trouble(self) -> bool:
-        return self.is_running and (
-            self.service_status != ServiceStatus.AVAILABLE
-            or CheckStatus.IMPAIRED in (self.system_check, self.instance_check)
-        )
 
     @property
     def cml_memory_percent(self) -> float | None:

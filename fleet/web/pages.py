@@ -19,7 +19,7 @@ from fleet.models.changes import log_position
 from fleet.tasks import next_metrics_cycle_at, queue_refresh_all
 from fleet.web.csv_export import workers_csv
 from fleet.web.health import fleet_health
-from fleet.web.worker_list import PER_PAGE, SORTS, filtered_workers, fleet_stats, parse_list_state
+from fleet.web.worker_list import PER_PAGE, SORTS, filtered_workers, parse_list_state
 
 REFRESH_DEADLINE_SECONDS = 20
 
@@ -39,7 +39,7 @@ def worker_list(request: HttpRequest) -> HttpResponse:
     context = {
         "state": state,
         "page": page,
-        "stats": fleet_stats(),
+        "stats": Worker.objects.stats(),
         "latest_run": CollectionRun.objects.latest_fleet_wide(),
         "log_position": log_position(),
         "regions": settings.AWS_REGIONS,

@@ -6,7 +6,7 @@ Bad values never fail the page: each is dropped with a note the page displays.
 from dataclasses import dataclass, field, replace
 from urllib.parse import urlencode
 
-from django.db.models import Avg, Count, F, Q, QuerySet
+from django.db.models import F, Q, QuerySet
 
 from fleet.models import ServiceStatus, Worker, WorkerStatus
 
@@ -36,6 +36,7 @@ class ListState:
     sort: str = "name"
     descending: bool = False
     terminated: bool = False  # show terminated workers too
+    trouble: bool = False  # only workers in trouble
     page: str = "1"
     notes: tuple[str, ...] = field(default=(), compare=False)
 
@@ -49,6 +50,7 @@ class ListState:
             "service": state.service,
             "sort": ("-" if state.descending else "") + state.sort,
             "terminated": "1" if state.terminated else "",
+            "trouble": "1" if state.trouble else "",
             "page": state.page if state.page != "1" else "",
         }
         if params["sort"] == "name":
@@ -88,6 +90,7 @@ def parse_list_state(params, regions: list[str]) -> ListState:
         sort=sort.lstrip("-"),
         descending=descending,
         terminated=params.get("terminated", "") in ("1", "on", "true"),
+        trouble=params.get("trouble", "") in ("1", "on", "true"),
         page=params.get("page", "1"),
         notes=tuple(notes),
     )
@@ -107,23 +110,11 @@ def filtered_workers(state: ListState) -> QuerySet[Worker]:
     if state.status:
         workers = workers.filter(status=state.status)
     elif not state.terminated:
-        workers = workers.exclude(status=WorkerStatus.TERMINATED)
+        workers = workers.visible()
     if state.service:
         workers = workers.filter(service_status=state.service)
+    if state.trouble:
+        workers = workers.in_trouble()
     column = F(SORTS[state.sort])
     order = column.desc(nulls_last=True) if state.descending else column.asc(nulls_last=True)
     return workers.order_by(order, "pk")
-
-
-def fleet_stats() -> dict:
-    """The stat cards, in one query: total, running, stopped, CML unavailable, average CPU,
-    and how many workers are in trouble (for the page title)."""
-    running = Q(status=WorkerStatus.RUNNING)
-    return Worker.objects.exclude(status=WorkerStatus.TERMINATED).aggregate(
-        total=Count("pk"),
-        running=Count("pk", filter=running),
-        stopped=Count("pk", filter=Q(status=WorkerStatus.STOPPED)),
-        cml_unavailable=Count("pk", filter=running & ~Q(service_status=ServiceStatus.AVAILABLE)),
-        average_cpu=Avg("cpu_percent", filter=running),
-        in_trouble=Count("pk", filter=Worker.in_trouble_q()),
-    )
