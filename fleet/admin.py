@@ -12,11 +12,11 @@ from django.db import transaction
 from fleet import admin_tasks  # noqa: F401  (django-q2's task pages, re-registered)
 from fleet.models import ChangeKind, CollectionRun, Lab, Worker
 from fleet.models.changes import record_change, record_changes
+from fleet.models.field_groups import IDENTITY, OBSERVED
 
-IDENTITY_FIELDS = ["name", "region", "instance_id"]
 # Everything else is observed by the collection (and the primary key).
 OBSERVED_WORKER_FIELDS = [
-    f.name for f in Worker._meta.fields if f.name not in {"id", *IDENTITY_FIELDS}
+    f.name for f in Worker._meta.fields if f.name not in {"id", *IDENTITY.fields}
 ]
 
 
@@ -49,44 +49,8 @@ class WorkerAdmin(admin.ModelAdmin):
     readonly_fields = OBSERVED_WORKER_FIELDS
     inlines = [LabInline]
     fieldsets = [
-        (None, {"fields": IDENTITY_FIELDS}),
-        (
-            "EC2 (observed)",
-            {
-                "fields": [
-                    "status",
-                    ("system_check", "instance_check"),
-                    ("instance_type", "ami_id"),
-                    ("public_ip", "private_ip"),
-                    "tags",
-                ]
-            },
-        ),
-        ("CloudWatch (observed)", {"fields": [("cpu_percent", "memory_percent", "disk_percent")]}),
-        (
-            "CML (observed)",
-            {
-                "fields": [
-                    "cml_endpoint",
-                    ("service_status", "cml_version", "cml_ready", "license_state"),
-                    "cml_cpu_percent",
-                    ("cml_memory_used", "cml_memory_total"),
-                    ("cml_disk_used", "cml_disk_total"),
-                    ("nodes_running", "nodes_total", "labs_count"),
-                    "compute_hosts",
-                ]
-            },
-        ),
-        (
-            "Collection",
-            {
-                "fields": [
-                    ("last_polled_at", "labs_polled_at"),
-                    ("consecutive_failures", "last_error"),
-                    "created_at",
-                ]
-            },
-        ),
+        (None, {"fields": IDENTITY.fields}),
+        *((f"{group.title} (observed)", {"fields": group.fields}) for group in OBSERVED),
     ]
 
     def save_model(self, request, obj, form, change) -> None:

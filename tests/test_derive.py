@@ -44,14 +44,14 @@ def _running(**fields) -> InstanceObservation:
 def _cml(**fields) -> CMLObservation:
     values = {
         "ok": True,
-        "version": "2.9.1",
-        "ready": True,
+        "cml_version": "2.9.1",
+        "cml_ready": True,
         "license_state": "licensed",
-        "cpu_percent": 20.0,
-        "memory_used": 4,
-        "memory_total": 16,
-        "disk_used": 10,
-        "disk_total": 100,
+        "cml_cpu_percent": 20.0,
+        "cml_memory_used": 4,
+        "cml_memory_total": 16,
+        "cml_disk_used": 10,
+        "cml_disk_total": 100,
         "nodes_running": 3,
         "nodes_total": 5,
         "compute_hosts": ({"hostname": "cml-controller", "is_controller": True},),
@@ -128,10 +128,10 @@ def test_noise_below_a_tenth_of_a_percent_is_not_a_change():
         setattr(worker, name, value)
     noisy = WorkerObservation(
         aws=_running(cpu_percent=12.33, memory_percent=40.04, disk_percent=None),
-        cml=_cml(cpu_percent=20.04),
+        cml=_cml(cml_cpu_percent=20.04),
     )
     assert derive_changes(worker, noisy, TEMPLATE) == {}
-    moved = WorkerObservation(aws=_running(memory_percent=40.06), cml=_cml(cpu_percent=20.06))
+    moved = WorkerObservation(aws=_running(memory_percent=40.06), cml=_cml(cml_cpu_percent=20.06))
     assert derive_changes(worker, moved, TEMPLATE) == {
         "memory_percent": 40.1,
         "cml_cpu_percent": 20.1,
@@ -205,7 +205,7 @@ def test_cml_not_answering_is_unavailable_and_keeps_the_last_stats():
 
 def test_cml_answering_badly_is_an_error():
     failed = CMLObservation(
-        ok=False, error="HTTP 500 from /system_stats", version="2.9.1", ready=True
+        ok=False, error="HTTP 500 from /system_stats", cml_version="2.9.1", cml_ready=True
     )
     changes = derive_changes(_worker(), WorkerObservation(aws=_running(), cml=failed), TEMPLATE)
     assert changes["service_status"] == "error"
@@ -214,7 +214,7 @@ def test_cml_answering_badly_is_an_error():
 
 
 def test_a_booting_cml_is_unavailable():
-    booting = CMLObservation(ok=False, not_ready=True, error="CML is not ready (HTTP 502)")
+    booting = CMLObservation(ok=False, error="CML is not ready (HTTP 502)")
     changes = derive_changes(_worker(), WorkerObservation(aws=_running(), cml=booting), TEMPLATE)
     assert changes["service_status"] == "unavailable"
 

@@ -33,7 +33,7 @@ def _fit(aws=None, cml=None) -> WorkerObservation:
 
 
 def test_clean_values_pass_unchanged_and_without_notes():
-    cml = CMLObservation(ok=True, version="2.9.1", cpu_percent=5.0, labs=(LAB,))
+    cml = CMLObservation(ok=True, cml_version="2.9.1", cml_cpu_percent=5.0, labs=(LAB,))
     fitted = _fit(cml=cml)
     assert fitted.aws == _aws() and fitted.cml == cml and fitted.notes == ()
 
@@ -84,15 +84,19 @@ def test_percentages_must_be_finite_and_within_0_to_100():
 def test_whole_numbers_must_fit_their_column_and_counts_and_sizes_must_not_be_negative():
     cml = CMLObservation(
         ok=True,
-        memory_used=-1,
-        memory_total=2**63,
-        disk_total=2**62,
+        cml_memory_used=-1,
+        cml_memory_total=2**63,
+        cml_disk_total=2**62,
         nodes_running=2**31,
         nodes_total=7,
         compute_hosts=({"hostname": "c\x00", "cpu_percent": float("inf"), "nodes_total": -2},),
     )
     fitted = _fit(cml=cml).cml
-    assert (fitted.memory_used, fitted.memory_total, fitted.disk_total) == (None, None, 2**62)
+    assert (fitted.cml_memory_used, fitted.cml_memory_total, fitted.cml_disk_total) == (
+        None,
+        None,
+        2**62,
+    )
     assert (fitted.nodes_running, fitted.nodes_total) == (None, 7)
     assert fitted.compute_hosts == ({"hostname": "c", "cpu_percent": None, "nodes_total": None},)
 
@@ -140,7 +144,7 @@ def test_source_errors_are_cleaned_too():
 
 def test_the_notes_become_the_workers_error():
     worker = Worker(pk=7, region="us-east-1", instance_id="i-0123456789abcdef0")
-    fitted = _fit(_aws(public_ip="nope"), CMLObservation(ok=True, version="2.9.1"))
+    fitted = _fit(_aws(public_ip="nope"), CMLObservation(ok=True, cml_version="2.9.1"))
     changes = derive_changes(worker, fitted, "http://127.0.0.1/cml/{instance_id}")
     assert changes["last_error"] == "AWS public IP: 'nope' is not an IP address, dropped"
     assert changes["consecutive_failures"] == 1

@@ -42,12 +42,12 @@ def test_it_reads_everything(sim):
 
     result = observe([target(sim, "i-0aaa", key=7)])[7]
 
-    assert result.ok and result.error == "" and not result.not_ready
-    assert (result.version, result.ready, result.healthy) == ("2.9.1", True, True)
+    assert result.ok and result.error == ""
+    assert (result.cml_version, result.cml_ready) == ("2.9.1", True)
     assert result.license_state == "licensed"
-    assert 0 <= result.cpu_percent <= 100
-    assert 0 < result.memory_used < result.memory_total
-    assert 0 < result.disk_used < result.disk_total
+    assert 0 <= result.cml_cpu_percent <= 100
+    assert 0 < result.cml_memory_used < result.cml_memory_total
+    assert 0 < result.cml_disk_used < result.cml_disk_total
     labs = worker.labs.values()
     assert result.nodes_running == sum(
         lab["node_count"] for lab in labs if lab["state"] == "STARTED"
@@ -133,7 +133,7 @@ def test_a_token_rejected_every_time_fails_after_one_retry(sim):
     result = observe([target(sim, "i-0aaa")])[1]
 
     assert not result.ok and "authentication rejected (401)" in result.error
-    assert result.version == "2.9.1"
+    assert result.cml_version == "2.9.1"
     assert worker.authentications == 2
     assert worker.requests["/system_health"] == 2  # the call and its one retry, no loop
 
@@ -145,7 +145,7 @@ def test_a_bad_password(sim):
 
     assert not result.ok
     assert result.error == "authentication failed (403): check CML_USERNAME/CML_PASSWORD"
-    assert result.version == "2.9.1"
+    assert result.cml_version == "2.9.1"
     assert worker.requests["/system_health"] == 0
 
 
@@ -155,8 +155,8 @@ def test_a_booting_worker_is_not_ready(sim):
 
     result = observe([target(sim, "i-0aaa")])[1]
 
-    assert not result.ok and result.not_ready and result.error == "not ready (HTTP 502)"
-    assert result.ready is False
+    assert not result.ok and result.error == "not ready (HTTP 502)"
+    assert result.cml_ready is False
     assert worker.requests["/system_health"] == 0
 
 
@@ -269,7 +269,7 @@ def test_ready_false_is_not_ready():
 
     result = observe(FAKE, transport=transport)[1]
 
-    assert not result.ok and result.not_ready and (result.version, result.ready) == ("2.9.1", False)
+    assert not result.ok and (result.cml_version, result.cml_ready) == ("2.9.1", False)
     assert "/system_health" not in seen
 
 
@@ -279,8 +279,8 @@ def test_a_failed_required_call_keeps_what_was_read():
     result = observe(FAKE, transport=transport)[1]
 
     assert not result.ok and result.error == "HTTP 500 from /system_stats"
-    assert (result.version, result.license_state, result.healthy) == ("2.9.0", "evaluation", True)
-    assert result.cpu_percent is None and result.labs == ()
+    assert (result.cml_version, result.license_state) == ("2.9.0", "evaluation")
+    assert result.cml_cpu_percent is None and result.labs == ()
 
 
 def test_a_failed_labs_read_leaves_the_worker_ok():
@@ -290,7 +290,7 @@ def test_a_failed_labs_read_leaves_the_worker_ok():
 
     assert result.ok and result.labs is None
     assert result.error == "HTTP 500 from /populate_lab_tiles"
-    assert result.cpu_percent == 12.5
+    assert result.cml_cpu_percent == 12.5
 
 
 def test_missing_keys_give_none_not_errors():
@@ -306,9 +306,13 @@ def test_missing_keys_give_none_not_errors():
 
     result = observe(FAKE, transport=transport)[1]
 
-    assert result.ok and (result.version, result.ready, result.healthy) == ("", None, None)
+    assert result.ok and (result.cml_version, result.cml_ready) == ("", None)
     assert result.license_state == "unknown"
-    assert (result.cpu_percent, result.memory_total, result.nodes_total) == (None, None, None)
+    assert (result.cml_cpu_percent, result.cml_memory_total, result.nodes_total) == (
+        None,
+        None,
+        None,
+    )
     assert (
         result.compute_hosts[0]["hostname"] == "" and result.compute_hosts[0]["cpu_percent"] is None
     )
@@ -423,7 +427,7 @@ def test_wrong_json_types_are_dropped_and_noted():
 
     result = observe(FAKE, transport=transport)[1]
 
-    assert result.ok and result.version == "" and result.cpu_percent is None
+    assert result.ok and result.cml_version == "" and result.cml_cpu_percent is None
     assert result.nodes_total is None and [lab.title for lab in result.labs] == [""]
     assert set(result.notes) == {  # labs are read alongside the stats: any order
         "CML /system_information version: not a string (float)",

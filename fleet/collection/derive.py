@@ -14,26 +14,16 @@ from fleet.models import (
     CheckStatus,
     Lab,
     LabState,
-    LicenseState,
     ServiceStatus,
     Worker,
     WorkerStatus,
 )
+from fleet.models.field_groups import CLEARED_WHEN_CML_DOWN, CLOUDWATCH, CML_STATS
 
-CML_FIELDS_CLEARED_WHEN_DOWN: dict[str, Any] = {
-    "service_status": ServiceStatus.UNKNOWN,
-    "cml_version": "",
-    "cml_ready": None,
-    "license_state": LicenseState.UNKNOWN,
-    "cml_cpu_percent": None,
-    "cml_memory_used": None,
-    "cml_memory_total": None,
-    "cml_disk_used": None,
-    "cml_disk_total": None,
-    "nodes_running": None,
-    "nodes_total": None,
-    "compute_hosts": [],
-}
+
+def cleared_when_cml_down() -> dict[str, Any]:
+    """The CML fields at their model defaults: what a worker shows once CML is gone."""
+    return {name: Worker._meta.get_field(name).get_default() for name in CLEARED_WHEN_CML_DOWN}
 
 
 @dataclass(frozen=True)
@@ -79,7 +69,7 @@ def derive_changes(
 
     status = new.get("status", worker.status)
     if status != WorkerStatus.RUNNING:
-        new.update(CML_FIELDS_CLEARED_WHEN_DOWN)
+        new.update(cleared_when_cml_down())
     elif seen.cml is not None:
         new.update(_from_cml(seen.cml))
         if not seen.cml.ok or seen.cml.error:  # an error while ok: an optional call (labs)
@@ -100,9 +90,7 @@ def _vanished(worker: Worker) -> dict[str, Any]:
         "public_ip": None,
         "private_ip": None,
         "cml_endpoint": "",
-        "cpu_percent": None,
-        "memory_percent": None,
-        "disk_percent": None,
+        **dict.fromkeys(CLOUDWATCH.fields),
     }
 
 
@@ -119,9 +107,7 @@ def _from_aws(worker: Worker, aws: InstanceObservation, endpoint_template: str) 
         "private_ip": aws.private_ip if running else None,
         "tags": dict(aws.tags),
         "cml_endpoint": cml_endpoint(endpoint_template, worker, aws) if running else "",
-        "cpu_percent": _rounded(aws.cpu_percent) if running else None,
-        "memory_percent": _rounded(aws.memory_percent) if running else None,
-        "disk_percent": _rounded(aws.disk_percent) if running else None,
+        **{name: _stored(getattr(aws, name)) if running else None for name in CLOUDWATCH.fields},
     }
     if aws.name:
         fields["name"] = aws.name
@@ -133,36 +119,32 @@ def _check(value: str | None) -> str:
 
 
 def _from_cml(cml: CMLObservation) -> dict[str, Any]:
-    if not cml.ok and not cml.version:
+    if not cml.ok and not cml.cml_version:
         # Nothing answered (refused, timed out, booting): the service is unavailable; the last
         # known stats stay on the page, marked by the status, until it answers again.
         return {"service_status": ServiceStatus.UNAVAILABLE, "cml_ready": False}
     fields: dict[str, Any] = {
         "service_status": ServiceStatus.AVAILABLE if cml.ok else ServiceStatus.ERROR,
-        "cml_version": cml.version,
-        "cml_ready": cml.ready,
+        "cml_version": cml.cml_version,
+        "cml_ready": cml.cml_ready,
     }
     if cml.ok:
         if cml.license_state is not None:
             fields["license_state"] = cml.license_state
-        fields.update(
-            cml_cpu_percent=_rounded(cml.cpu_percent),
-            cml_memory_used=cml.memory_used,
-            cml_memory_total=cml.memory_total,
-            cml_disk_used=cml.disk_used,
-            cml_disk_total=cml.disk_total,
-            nodes_running=cml.nodes_running,
-            nodes_total=cml.nodes_total,
-            compute_hosts=[dict(host) for host in cml.compute_hosts],
-        )
+        fields.update({name: _stored(getattr(cml, name)) for name in CML_STATS.fields})
     if cml.labs is not None:
         fields["labs_count"] = len(cml.labs)
     return fields
 
 
-def _rounded(value: float | None) -> float | None:
-    """One decimal: finer noise is not a change worth a write and an event."""
-    return None if value is None else round(value, 1)
+def _stored(value: Any) -> Any:
+    """A figure as the Worker stores it: fractions to one decimal (finer noise is not a change
+    worth a write and an event), compute hosts as a list of dicts."""
+    if isinstance(value, float):
+        return round(value, 1)
+    if isinstance(value, tuple):
+        return [dict(item) for item in value]
+    return value
 
 
 LAB_FIELDS = [

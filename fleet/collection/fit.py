@@ -25,6 +25,7 @@ from fleet.collection.derive import WorkerObservation
 from fleet.collection.sources.aws import InstanceObservation
 from fleet.collection.sources.cml import CMLObservation, LabObservation
 from fleet.models import Lab, Worker
+from fleet.models.field_groups import CML_STATS
 
 # AWS's own limits for tag keys and values; tags have no column of their own (a JSON field).
 TAG_KEY_MAX, TAG_VALUE_MAX = 128, 256
@@ -168,24 +169,30 @@ def _fit_instance(aws: InstanceObservation, notes: Notes) -> InstanceObservation
 
 def _fit_cml(cml: CMLObservation, notes: Notes) -> CMLObservation:
     notes.extend(cml.notes)
-    where = "CML /system_stats"
+    figures = {
+        name: _figure(name, getattr(cml, name), notes)
+        for name in CML_STATS.fields
+        if name != "compute_hosts"
+    }
     return replace(
         cml,
         error=text(cml.error, "CML error", notes, ERROR_MAX),
-        version=column_text(Worker, "cml_version", cml.version, "CML version", notes),
-        cpu_percent=percent(cml.cpu_percent, f"{where} CPU", notes),
-        memory_used=_bytes("cml_memory_used", cml.memory_used, f"{where} memory used", notes),
-        memory_total=_bytes("cml_memory_total", cml.memory_total, f"{where} memory total", notes),
-        disk_used=_bytes("cml_disk_used", cml.disk_used, f"{where} disk used", notes),
-        disk_total=_bytes("cml_disk_total", cml.disk_total, f"{where} disk total", notes),
-        nodes_running=whole(
-            Worker, "nodes_running", cml.nodes_running, f"{where} running nodes", notes
-        ),
-        nodes_total=whole(Worker, "nodes_total", cml.nodes_total, f"{where} total nodes", notes),
+        cml_version=column_text(Worker, "cml_version", cml.cml_version, "CML version", notes),
         compute_hosts=tuple(_fit_host(host, notes) for host in cml.compute_hosts),
         labs=None if cml.labs is None else _fit_labs(cml.labs, notes),
         notes=(),  # now in the worker's notes
+        **figures,
     )
+
+
+def _figure(name: str, value: float | None, notes: Notes) -> float | None:
+    """One /system_stats figure fitted to its Worker column: a percentage, or a count or size
+    that is never negative."""
+    field = Worker._meta.get_field(name)
+    where = f"CML /system_stats {str(field.verbose_name).removeprefix('CML ')}"
+    if isinstance(field, models.FloatField):
+        return percent(value, where, notes)
+    return whole(Worker, name, value, where, notes, minimum=0)
 
 
 def _bytes(name: str, value: int | None, where: str, notes: Notes) -> int | None:

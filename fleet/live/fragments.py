@@ -12,6 +12,8 @@ from django.template.loader import render_to_string
 
 from fleet.live.history import attach_history
 from fleet.models import Worker
+from fleet.models.field_groups import CLOUDWATCH, CML, CML_STATS, EC2, IDENTITY, LABS, LICENCE
+from fleet.models.samples import SAMPLED_CML_FIGURES
 
 WORKER_FRAGMENTS = {
     "row": "fleet/partials/worker_row.html",
@@ -27,63 +29,26 @@ NEEDS_HISTORY = {"row", "history"}
 # figures listed for them; each cycle that changes one of those also adds a sample.
 FRAGMENT_FIELDS = {
     "row": {
-        "name",
-        "instance_id",
-        "region",
+        *IDENTITY.fields,
+        *CLOUDWATCH.fields,
         "status",
         "instance_type",
         "service_status",
-        "cpu_percent",
-        "memory_percent",
-        "disk_percent",
         "labs_count",
         "labs",
         "last_polled_at",
     },
-    "aws": {
-        "status",
-        "system_check",
-        "instance_check",
-        "instance_type",
-        "ami_id",
-        "public_ip",
-        "private_ip",
-        "cpu_percent",
-        "memory_percent",
-        "disk_percent",
-        "tags",
-    },
+    "aws": {*EC2.fields, *CLOUDWATCH.fields},
     "cml": {
-        "service_status",
-        "cml_endpoint",
-        "cml_version",
-        "cml_ready",
-        "license_state",
-        "cml_cpu_percent",
-        "cml_memory_used",
-        "cml_memory_total",
-        "cml_disk_used",
-        "cml_disk_total",
-        "nodes_running",
-        "nodes_total",
-        "compute_hosts",
+        *CML.fields,
+        *CML_STATS.fields,
+        *LICENCE.fields,
         "last_polled_at",
         "last_error",
         "consecutive_failures",
     },
-    "labs": {"labs", "labs_count", "labs_polled_at"},
-    "history": {
-        "cpu_percent",
-        "memory_percent",
-        "disk_percent",
-        "cml_cpu_percent",
-        "cml_memory_used",
-        "cml_memory_total",
-        "cml_disk_used",
-        "cml_disk_total",
-        "nodes_running",
-        "labs_count",
-    },
+    "labs": {*LABS.fields, "labs"},
+    "history": {*CLOUDWATCH.fields, *SAMPLED_CML_FIGURES, "labs_count"},
 }
 
 

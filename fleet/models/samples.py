@@ -4,6 +4,16 @@ from django.db import models
 
 from fleet.models.workers import Worker
 
+# The Worker's CML figures a sample is made of (besides CloudWatch's and the labs count).
+SAMPLED_CML_FIGURES = (
+    "cml_cpu_percent",
+    "cml_memory_used",
+    "cml_memory_total",
+    "cml_disk_used",
+    "cml_disk_total",
+    "nodes_running",
+)
+
 
 class Sample(models.Model):
     """One worker's vital signs at one cycle, for the history charts (kept HISTORY_DAYS)."""

@@ -161,8 +161,8 @@ class Worker(models.Model):
     cml_memory_total = models.BigIntegerField("CML memory total (bytes)", null=True, blank=True)
     cml_disk_used = models.BigIntegerField("CML disk used (bytes)", null=True, blank=True)
     cml_disk_total = models.BigIntegerField("CML disk total (bytes)", null=True, blank=True)
-    nodes_running = models.PositiveIntegerField(null=True, blank=True)
-    nodes_total = models.PositiveIntegerField(null=True, blank=True)
+    nodes_running = models.PositiveIntegerField("running nodes", null=True, blank=True)
+    nodes_total = models.PositiveIntegerField("total nodes", null=True, blank=True)
     compute_hosts = models.JSONField(
         default=list, blank=True, help_text="Per compute host stats from system_stats."
     )

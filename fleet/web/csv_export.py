@@ -5,34 +5,23 @@ from collections.abc import Iterable
 from io import StringIO
 
 from fleet.models import Worker
+from fleet.models.field_groups import IDENTITY, OBSERVED
 
+# Every field of every group but the structured ones (tags, compute hosts), named as stored.
 COLUMNS = [
-    ("name", "name"),
-    ("instance_id", "instance_id"),
-    ("region", "region"),
-    ("status", "status"),
-    ("instance_type", "instance_type"),
-    ("public_ip", "public_ip"),
-    ("private_ip", "private_ip"),
-    ("cpu_percent", "cpu_percent"),
-    ("memory_percent", "memory_percent"),
-    ("disk_percent", "disk_percent"),
-    ("cml_service", "service_status"),
-    ("cml_version", "cml_version"),
-    ("licence", "license_state"),
-    ("nodes_running", "nodes_running"),
-    ("labs", "labs_count"),
-    ("last_polled_at", "last_polled_at"),
-    ("last_error", "last_error"),
+    name
+    for group in (IDENTITY, *OBSERVED)
+    for name in group.fields
+    if name not in {"tags", "compute_hosts"}
 ]
 
 
 def workers_csv(workers: Iterable[Worker]) -> str:
     out = StringIO()
     writer = csv.writer(out)
-    writer.writerow([header for header, _ in COLUMNS])
+    writer.writerow(COLUMNS)
     for worker in workers:
-        writer.writerow([_cell(getattr(worker, name)) for _, name in COLUMNS])
+        writer.writerow([_cell(getattr(worker, name)) for name in COLUMNS])
     return out.getvalue()
 
 

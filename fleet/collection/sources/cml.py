@@ -22,7 +22,6 @@ import httpx
 from fleet.collection.sources.cml_parse import (
     Notes,
     license_state,
-    parse_health,
     parse_lab,
     parse_stats,
 )
@@ -54,16 +53,15 @@ class CMLObservation:
 
     ok: bool  # the CML API answered system_information, authenticate, health, stats and licensing
     error: str = ""  # short human message when not ok, or when an optional call (labs) failed
-    not_ready: bool = False  # system_information answered 502 or ready=false (booting)
-    version: str = ""  # system_information.version
-    ready: bool | None = None  # system_information.ready
-    healthy: bool | None = None  # system_health.valid
+    # The figures below carry the Worker's own field names (fleet.models.field_groups).
+    cml_version: str = ""  # system_information.version
+    cml_ready: bool | None = None  # system_information.ready
     license_state: str | None = "unknown"  # a LicenseState value (cml_parse); None: not read
-    cpu_percent: float | None = None  # system_stats all.cpu.percent, 0-100
-    memory_used: int | None = None  # bytes, all computes
-    memory_total: int | None = None
-    disk_used: int | None = None  # bytes, all computes (controller's disk if no total)
-    disk_total: int | None = None
+    cml_cpu_percent: float | None = None  # system_stats all.cpu.percent, 0-100
+    cml_memory_used: int | None = None  # bytes, all computes
+    cml_memory_total: int | None = None
+    cml_disk_used: int | None = None  # bytes, all computes (controller's disk if no total)
+    cml_disk_total: int | None = None
     nodes_running: int | None = None  # summed over the computes' dominfo
     nodes_total: int | None = None
     compute_hosts: tuple[dict[str, Any], ...] = ()  # per compute, see cml_parse.compute_host
@@ -181,21 +179,19 @@ async def _observe_worker(api: _WorkerAPI, read_labs: bool, read_licence: bool) 
     try:
         response = await api.send("GET", "/system_information")
         if response.status_code == 502:  # nginx in front of a CML still booting
-            return CMLObservation(
-                ok=False, not_ready=True, error="not ready (HTTP 502)", ready=False
-            )
+            return CMLObservation(ok=False, error="not ready (HTTP 502)", cml_ready=False)
         info = _object(_json(response, "/system_information"), "/system_information", notes)
         version = _string(info.get("version"), "CML /system_information version", notes)
         ready = info["ready"] if isinstance(info.get("ready"), bool) else None
         if ready is False:
             return CMLObservation(
-                ok=False, not_ready=True, error="not ready (booting)", version=version, ready=False
+                ok=False, error="not ready (booting)", cml_version=version, cml_ready=False
             )
         if auth is not None:
             await auth
     except CMLError as exc:
         return CMLObservation(
-            ok=False, error=str(exc), version=version, ready=ready, notes=tuple(notes)
+            ok=False, error=str(exc), cml_version=version, cml_ready=ready, notes=tuple(notes)
         )
     finally:
         _discard(auth)
@@ -211,15 +207,14 @@ async def _observe_worker(api: _WorkerAPI, read_labs: bool, read_licence: bool) 
         if isinstance(result, BaseException) and not isinstance(result, CMLError):
             raise result
     answers = [None if isinstance(result, CMLError) else result for result in results]
-    health = _object(answers[0], "/system_health", notes)
+    _object(answers[0], "/system_health", notes)  # answering it is part of being available
     stats = _object(answers[1], "/system_stats", notes)
     licensing = _object(answers[2], "/licensing", notes) if read_licence else {}
     return CMLObservation(
         ok=not any(isinstance(result, CMLError) for result in results[:required]),
         error="; ".join(str(result) for result in results if isinstance(result, CMLError)),
-        version=version,
-        ready=ready,
-        healthy=parse_health(health),
+        cml_version=version,
+        cml_ready=ready,
         license_state=license_state(licensing) if read_licence else None,
         labs=answers[required] if read_labs else None,
         **parse_stats(stats, notes),

@@ -57,12 +57,6 @@ def license_state(licensing: dict) -> str:
     return "unknown"
 
 
-def parse_health(health: dict) -> bool | None:
-    """system_health.valid: whether CML considers itself healthy."""
-    valid = health.get("valid")
-    return valid if isinstance(valid, bool) else None
-
-
 def parse_stats(stats: dict, notes: Notes) -> dict[str, Any]:
     """CMLObservation's resource fields from /system_stats (bytes; CPU percent 0-100)."""
     where = "CML /system_stats"
@@ -77,15 +71,15 @@ def parse_stats(stats: dict, notes: Notes) -> dict[str, Any]:
         compute_host(_dict(c, f"{where} computes[]", notes), notes) for c in computes.values()
     )
     return {
-        "cpu_percent": _float(
+        "cml_cpu_percent": _float(
             _dict(overall.get("cpu"), f"{where} all.cpu", notes).get("percent"),
             f"{where} all.cpu.percent",
             notes,
         ),
-        "memory_used": _used(memory, f"{where} all.memory", notes),
-        "memory_total": _int(memory.get("total"), f"{where} all.memory.total", notes),
-        "disk_used": _used(disk, f"{where} all.disk", notes),
-        "disk_total": _int(disk.get("total"), f"{where} all.disk.total", notes),
+        "cml_memory_used": _used(memory, f"{where} all.memory", notes),
+        "cml_memory_total": _int(memory.get("total"), f"{where} all.memory.total", notes),
+        "cml_disk_used": _used(disk, f"{where} all.disk", notes),
+        "cml_disk_total": _int(disk.get("total"), f"{where} all.disk.total", notes),
         "nodes_running": _sum(host["nodes_running"] for host in hosts),
         "nodes_total": _sum(host["nodes_total"] for host in hosts),
         "compute_hosts": hosts,
