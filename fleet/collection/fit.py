@@ -195,30 +195,22 @@ def _figure(name: str, value: float | None, notes: Notes) -> float | None:
     return whole(Worker, name, value, where, notes, minimum=0)
 
 
-def _bytes(name: str, value: int | None, where: str, notes: Notes) -> int | None:
-    return whole(Worker, name, value, where, notes, minimum=0)
-
-
 def _fit_host(host: dict[str, Any], notes: Notes) -> dict[str, Any]:
-    """One compute host, with the same limits as the worker's own columns (a JSON field)."""
+    """One compute host, each figure with the limits of the Worker column of the same name
+    (or its cml_ name: memory_used is cml_memory_used); the host name cut to HOSTNAME_MAX."""
     where = "CML /system_stats compute"
     fitted = dict(host)
     fitted["hostname"] = text(host.get("hostname", ""), f"{where} hostname", notes, HOSTNAME_MAX)
-    if "cpu_percent" in host:
-        fitted["cpu_percent"] = percent(host["cpu_percent"], f"{where} CPU", notes)
-    for name, column in (
-        ("memory_used", "cml_memory_used"),
-        ("memory_total", "cml_memory_total"),
-        ("disk_used", "cml_disk_used"),
-        ("disk_total", "cml_disk_total"),
-    ):
-        if name in host:
-            label = f"{where} {name.replace('_', ' ')}"
-            fitted[name] = _bytes(column, host[name], label, notes)
-    for name in ("nodes_running", "nodes_total"):
-        if name in host:
-            label = f"{where} {name.replace('_', ' ')}"
-            fitted[name] = whole(Worker, name, host[name], label, notes)
+    columns = {field.name: field for field in Worker._meta.concrete_fields}
+    for name, value in host.items():
+        field = columns.get(name) or columns.get(f"cml_{name}")
+        if field is None:  # hostname, is_controller
+            continue
+        label = f"{where} {name.replace('_', ' ')}"
+        if isinstance(field, models.FloatField):
+            fitted[name] = percent(value, label, notes)
+        else:
+            fitted[name] = whole(Worker, field.name, value, label, notes, minimum=0)
     return fitted
 
 
