@@ -40,6 +40,7 @@ CML_STATS = FieldGroup(
         "cml_disk_total",
         "nodes_running",
         "nodes_total",
+        "allocated_cpus",
         "compute_hosts",
     ),
 )

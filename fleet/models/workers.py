@@ -163,6 +163,9 @@ class Worker(models.Model):
     cml_disk_total = models.BigIntegerField("CML disk total (bytes)", null=True, blank=True)
     nodes_running = models.PositiveIntegerField("running nodes", null=True, blank=True)
     nodes_total = models.PositiveIntegerField("total nodes", null=True, blank=True)
+    allocated_cpus = models.PositiveIntegerField(
+        "vCPUs allocated", null=True, blank=True, help_text="To running nodes, all compute hosts."
+    )
     compute_hosts = models.JSONField(
         default=list, blank=True, help_text="Per compute host stats from system_stats."
     )

@@ -64,6 +64,7 @@ class CMLObservation:
     cml_disk_total: int | None = None
     nodes_running: int | None = None  # summed over the computes' dominfo
     nodes_total: int | None = None
+    allocated_cpus: int | None = None  # vCPUs allocated to running nodes, summed over dominfo
     compute_hosts: tuple[dict[str, Any], ...] = ()  # per compute, see cml_parse.compute_host
     labs: tuple[LabObservation, ...] | None = None  # None when labs were not read or failed
     notes: tuple[str, ...] = ()  # values the answers held that could not be used (cml_parse)

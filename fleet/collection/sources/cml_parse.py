@@ -82,6 +82,7 @@ def parse_stats(stats: dict, notes: Notes) -> dict[str, Any]:
         "cml_disk_total": _int(disk.get("total"), f"{where} all.disk.total", notes),
         "nodes_running": _sum(host["nodes_running"] for host in hosts),
         "nodes_total": _sum(host["nodes_total"] for host in hosts),
+        "allocated_cpus": _sum(host["allocated_cpus"] for host in hosts),
         "compute_hosts": hosts,
     }
 
@@ -111,6 +112,9 @@ def compute_host(compute: dict, notes: Notes) -> dict[str, Any]:
         ),
         "nodes_total": _int(
             dominfo.get("total_nodes"), f"{where}.stats.dominfo.total_nodes", notes
+        ),
+        "allocated_cpus": _int(
+            dominfo.get("allocated_cpus"), f"{where}.stats.dominfo.allocated_cpus", notes
         ),
     }
 
