@@ -1,22 +1,4 @@
-"""EC2 and CloudWatch for the simulated fleet, on moto's server (loopback, ephemeral port).
-
-What moto does and does not do faithfully (checked by hand against moto 5.2.5; the tests in
-tests/test_simulator_aws.py pin the instance, status-check and dimension behaviour):
-- Instances: run_instances answers "pending", but describe_instances already reports
-  "running"; stop_instances is immediate ("stopped" at once). No pending/stopping phases over
-  time, and any AMI id is accepted. Running instances have public and private IPs; stopped
-  ones lose the public IP, as in AWS.
-- Status checks: describe_instance_status(IncludeAllInstances=True) reports running instances
-  as "ok" (reachability "passed") and stopped ones as "not-applicable". There is no
-  "initializing" or "impaired", and no API to make a check fail.
-- CloudWatch: only what we publish exists (EC2 emits no CPUUtilization by itself).
-  get_metric_data honours namespace, metric name, dimensions, region, period (points in a
-  period are aggregated by the stat) and the time range; results are newest first, as in AWS.
-  No retention or resolution rules; put_metric_data takes more than AWS's 1,000 items a call.
-- No authentication: any credentials are accepted.
-- State is per process, not per server: every moto server and `mock_aws` in one process share
-  the same backends, so `start_moto_server()` resets them. One simulated AWS per process.
-"""
+"""EC2 and CloudWatch for the simulated fleet, on moto's server (loopback, ephemeral port)."""
 
 import logging
 import random

@@ -1,17 +1,4 @@
-"""A simulated fleet of CML 2.9 servers behind one real HTTP server on loopback.
-
-Worker `i-0abc` answers at `{base_url}/cml/i-0abc/api/v0/...`, so the product's setting is
-`CML_ENDPOINT_TEMPLATE={base_url}/cml/{instance_id}`. A small control API under `/_sim/` lets
-another process (the demo, browser tests) set fault knobs:
-
-    GET  /_sim/workers                         instance id -> knobs
-    POST /_sim/workers/{instance_id}           JSON object of knobs to set (400 if unknown/bad);
-                                               knobs: latency_ms, hang, http_500, malformed_json,
-                                               not_ready, token_ttl_requests, bad_data (one of
-                                               cml_worker.BAD_DATA), huge_body, empty_body
-    POST /_sim/workers/{instance_id}/expire_tokens
-    POST /_sim/advance                         one step of drift for every worker
-"""
+"""A simulated fleet of CML 2.9 servers behind one real HTTP server on loopback."""
 
 import contextlib
 import json

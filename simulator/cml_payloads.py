@@ -1,4 +1,4 @@
-"""JSON bodies of a simulated CML 2.9 server, shaped like the real API (DESIGN §5).
+"""JSON bodies of a simulated CML 2.9 server, shaped like the real API.
 
 Shapes follow responses captured from CML 2.9.0 (system_stats, system_health, licensing) and
 the CML 2.9 schemas (lab fields). Values are plausible, not real.

@@ -1,4 +1,4 @@
-"""The simulated CML server: real HTTP, the CML 2.9 shapes of DESIGN §5, tokens, labs and drift."""
+"""The simulated CML server: real HTTP, the CML 2.9 shapes, tokens, labs and drift."""
 
 from datetime import datetime
 
@@ -17,7 +17,7 @@ from tests.simulator_fixtures import (  # noqa: F401  (fixtures)
 LAB_KEYS = {
     "id", "lab_title", "lab_description", "lab_notes", "state", "owner", "owner_username",
     "owner_fullname", "node_count", "link_count", "created", "modified", "groups",
-    "effective_permissions",  # real CML 2.9 sends it too; DESIGN §5 does not list it
+    "effective_permissions",  # real CML 2.9 sends it too
 }  # fmt: skip
 AUTHENTICATED_PATHS = [
     "/system_health", "/system_stats", "/licensing", "/labs?show_all=true", "/populate_lab_tiles",

@@ -1,16 +1,4 @@
-"""Make one worker's observation fit the database's columns, saying what had to change.
-
-The one place hostile values are cleaned before they reach the database: text loses NUL
-characters and invalid Unicode and is cut to its column's `max_length`; whole numbers must lie
-inside their column's range (and counts and byte sizes must not be negative); percentages must
-be finite and within 0-100; IP addresses must parse; timestamps must convert to UTC; labs whose
-id is empty, longer than its column or repeated are skipped. The limits are read from the model
-fields themselves. Every change is noted ("CML lab title: NUL characters removed"), so the
-worker's row says what was wrong instead of one worker's data failing the whole cycle.
-
-Pure: reads the models' field definitions, never the database. Mapping values onto the models'
-choices (EC2 states, lab states) is derive's job.
-"""
+"""Make one worker's observation fit the database's columns, saying what had to change."""
 
 import ipaddress
 import math

@@ -1,17 +1,7 @@
 """The change feed: each web process reads the change log and sends every change's fresh
 fragments to the Channels groups of the browsers it serves (`fleet.live.stream`). A fragment's
 group has the name of its event, `worker-<pk>-<fragment>`: a page joins the groups of exactly
-the fragments it shows (the list its rows, a worker page its sections).
-
-The feed renders each fragment once, whatever the number of browsers showing it, and does its
-database work in one thread of its own, so a process holds one connection for its live pages,
-not one per browser. On PostgreSQL a `NOTIFY` (sent by `fleet.changelog` at commit) wakes it;
-it also polls about once a second, which is all it does on SQLite.
-
-The feed never stops on a change: its position moves past the rows it read before it renders
-them, and what cannot be rendered is logged and replaced by a `RELOAD` message to the groups
-that would have received it, so those pages reload and read the database afresh.
-"""
+the fragments it shows (the list its rows, a worker page its sections)."""
 
 import asyncio
 import logging

@@ -1,12 +1,6 @@
-"""The live pages' Channels layer: Channels' in-memory layer, except that it never loses a
-channel silently.
-
-The in-memory layer drops a message that a full channel cannot take, and when a message waits
-longer than `expiry` it removes that channel from every group: the stream behind it would go on
-waiting, hearing nothing ever again. Here both mark the channel *lost* instead: its waiting
-messages are dropped, it leaves its groups, and its next `receive` answers one `LOST` message,
-so the stream can tell its page to reload (and so catch up from the database).
-"""
+"""The live pages' Channels layer: Channels' in-memory layer, except that a channel that
+overflows or holds a message past `expiry` is marked lost (its next `receive` answers
+`LOST`) instead of being dropped from its groups in silence."""
 
 import time
 

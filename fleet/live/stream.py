@@ -2,21 +2,7 @@
 page, carrying the fresh fragments of exactly the workers it shows (all their fragments, or the
 ones named) as `event: worker-<pk>-<fragment>` for htmx's `sse-swap`, and the fleet-wide events
 (cycle progress, workers added or removed). `fleet.live.feed` renders and sends them.
-
-The stream holds no database connection: the session is checked and the missed fragments are
-read before it starts, and then it only waits on its channel of the in-memory layer; the
-re-check of its user at each keep-alive runs on the change feed's thread and connection. Django
-cancels it when the browser goes away (daphne reports the disconnect), and the `finally` leaves
-the groups. It ends itself after about MAX_STREAM_SECONDS (± STREAM_JITTER, so that the pages
-a restart reconnected together do not all reconnect together again); the browser reconnects at
-once (sending Last-Event-ID), so the session is checked again and nothing is missed.
-
-A page is never left silently behind: when its channel overflows or holds a message too long
-(`fleet.live.layer`), when a fragment for it cannot be rendered, or when its user may no longer
-watch, the stream sends `event: reload` and ends, and the page reloads (`static/js/fleet.js`).
-daphne does not push back on writes, so what a stalled connection has not read waits in its
-socket buffer, for at most one stream's life.
-"""
+How it stays bounded and never silent: docs/architecture.md."""
 
 import asyncio
 import logging

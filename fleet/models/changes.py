@@ -1,10 +1,6 @@
-"""The change log (a transactional outbox) and its writer.
-
-Every state change records itself here in the transaction that makes it, so the live pages
-never miss a change and never hear of one that rolled back; on PostgreSQL the same
-transaction wakes the web processes' change feeds with a NOTIFY at commit. The writer lives
-beside the model because the collection, the admin and the commands all write it.
-"""
+"""The change log (a transactional outbox) and its writer: every state change records itself
+in the transaction that makes it. The writer lives beside the model because the collection,
+the admin and the commands all write it; docs/architecture.md has the rest."""
 
 from collections.abc import Iterable
 

@@ -8,7 +8,6 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
 from fleet.supervise import Program, daphne, manage, supervise
-from simulator.fleet import SimulatedFleet
 
 DEMO_USERNAME = "demo"
 DEMO_PASSWORD = "cml-fleet-demo"
@@ -30,6 +29,12 @@ class Command(BaseCommand):
         if workers < 1:
             raise CommandError("--workers must be at least 1")
         _check_port_free(port)
+        try:  # the simulator is an optional extra: production installs lack moto
+            from simulator.fleet import SimulatedFleet
+        except ImportError as error:
+            raise CommandError(
+                f"The demo needs the simulated fleet ({error}): pip install '.[simulator]'"
+            ) from error
         fleet = SimulatedFleet(workers=workers)
         fleet.start()
         stop_drift = threading.Event()
