@@ -36,7 +36,7 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=int, default=0)
     parser.add_argument("--regions", type=int, default=3, choices=range(1, len(REGIONS) + 1))
     parser.add_argument("--concurrency", type=int, default=50)
-    parser.add_argument("--kind", choices=["metrics", "labs"], default="labs")
+    parser.add_argument("--kind", choices=["metrics", "full"], default="full")
     args = parser.parse_args()
 
     simulator = subprocess.Popen(
