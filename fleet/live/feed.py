@@ -29,6 +29,7 @@ FLEET_GROUP = "fleet"  # every stream: cycle progress, workers added or removed
 PROGRESS_EVENT = "fleet-progress"
 FLEET_CHANGED_EVENT = "fleet-changed"
 POLL_SECONDS = 1.0
+BATCH_SECONDS = 0.05  # streams' checks due within this share one query
 OPENINGS_AT_ONCE = 8
 RESTART_SECONDS = 1.0
 START_TIMEOUT_SECONDS = 10.0
@@ -143,6 +144,8 @@ class ChangeFeed:
         # Streams opening at once (a server restart reconnects every page) take turns at their
         # short database work, so a process never needs more than this many connections for it.
         self.openings = asyncio.Semaphore(OPENINGS_AT_ONCE)
+        self._batches: dict[Callable, dict] = {}  # work → item → future, see query_batched
+        self._batch_tasks: set[asyncio.Task] = set()  # kept referenced until they end
 
     async def start(self) -> None:
         """Run the feed in the current event loop unless it runs already; return once it knows
@@ -202,6 +205,32 @@ class ChangeFeed:
         thread and connection, so that waiting streams need no connection of their own."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._thread, partial(_closing_on_error, work))
+
+    async def query_batched(self, work: Callable[[list], set], item) -> bool:
+        """Whether `item` is in the set `work` answers for every item asked within
+        BATCH_SECONDS: a thousand streams' keep-alive checks cost a few runs of `work` on the
+        feed's thread, not a thousand queries in the way of the changes."""
+        batch = self._batches.setdefault(work, {})
+        if item not in batch:
+            batch[item] = asyncio.get_running_loop().create_future()
+            if len(batch) == 1:
+                task = asyncio.create_task(self._run_batch(work))
+                self._batch_tasks.add(task)
+                task.add_done_callback(self._batch_tasks.discard)
+        return await asyncio.shield(batch[item])
+
+    async def _run_batch(self, work: Callable[[list], set]) -> None:
+        await asyncio.sleep(BATCH_SECONDS)
+        batch = self._batches.pop(work)
+        try:
+            answer = await self.query(partial(work, list(batch)))
+        except Exception as error:
+            for future in batch.values():
+                future.set_exception(error)
+                future.exception()  # retrieved: a stream that left no longer awaits it
+        else:
+            for item, future in batch.items():
+                future.set_result(item in answer)
 
     def close(self) -> None:
         """Close the feed thread's database connection and end the thread (tests)."""

@@ -17,7 +17,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_not_required
 from django.contrib.sessions.models import Session
 from django.db import connection
-from django.db.models import Exists, Max, Q
+from django.db.models import Max, Q
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
@@ -103,17 +103,25 @@ class Viewer:
     user_pk: int
     session_key: str | None
 
-    def still_allowed(self) -> bool:
-        """One query: the session is still there (not logged out, not expired) and its user is
-        active and may view workers. Sessions are in the database (Django's default engine)."""
-        session = Session.objects.filter(
-            session_key=self.session_key, expire_date__gt=timezone.now()
+    @staticmethod
+    def allowed(viewers: list["Viewer"]) -> set["Viewer"]:
+        """Which of these viewers may still watch, in two queries however many they are: their
+        sessions still there (not logged out, not expired; sessions are in the database, Django's
+        default engine) and their users active with the view permission."""
+        sessions = set(
+            Session.objects.filter(
+                session_key__in={viewer.session_key for viewer in viewers},
+                expire_date__gt=timezone.now(),
+            ).values_list("session_key", flat=True)
         )
         # Permissions live in the model backend (the first backend is axes' login throttle).
         users = get_user_model()._default_manager.with_perm(
             VIEW_PERMISSION, backend=PERMISSION_BACKEND
         )
-        return users.filter(Exists(session), pk=self.user_pk).exists()
+        watching = set(
+            users.filter(pk__in={viewer.user_pk for viewer in viewers}).values_list("pk", flat=True)
+        )
+        return {v for v in viewers if v.session_key in sessions and v.user_pk in watching}
 
 
 @require_GET
@@ -214,7 +222,7 @@ async def _still_allowed(feed: ChangeFeed, viewer: Viewer) -> bool:
     """The keep-alive re-check, on the feed's thread and connection. When the database cannot
     answer, the stream goes on: nothing reaches it then anyway, and the next check decides."""
     try:
-        return await feed.query(viewer.still_allowed)
+        return await feed.query_batched(Viewer.allowed, viewer)
     except Exception:
         log.warning("could not re-check the user of a stream", exc_info=True)
         return True
