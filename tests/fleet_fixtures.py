@@ -1,6 +1,9 @@
 """A simulated fleet for the collection tests, and settings that point the product at it."""
 
+import threading
+
 import pytest
+from django.db import connection
 
 from fleet.models import Worker
 from simulator.aws import CREDENTIALS
@@ -47,3 +50,19 @@ def cml_of(fleet: SimulatedFleet, worker: Worker):
 def running(fleet: SimulatedFleet, workers: list[Worker]) -> list[Worker]:
     up = {i.instance_id for i in fleet.instances if i.running}
     return [w for w in workers if w.instance_id in up]
+
+
+def terminate_backend_of(pid: int) -> None:
+    """End one PostgreSQL session from another connection, as a database restart or a network
+    failure would."""
+
+    def kill() -> None:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=kill)
+    thread.start()
+    thread.join(10)

@@ -1,6 +1,5 @@
 """No run stays "running": a cycle that breaks, loses its database or is killed ends failed."""
 
-import threading
 from datetime import timedelta
 
 import pytest
@@ -10,6 +9,7 @@ from django.utils import timezone
 from fleet.collection import collect as collect_module
 from fleet.collection.collect import collect
 from fleet.models import Change, ChangeKind, CollectionRun, RunStatus, Worker
+from tests.fleet_fixtures import terminate_backend_of
 
 
 def fleet_changes() -> int:
@@ -23,16 +23,7 @@ def terminate_own_backend() -> None:
         cursor.execute("SELECT pg_backend_pid()")
         pid = cursor.fetchone()[0]
 
-    def kill() -> None:
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=kill)
-    thread.start()
-    thread.join(10)
+    terminate_backend_of(pid)
 
 
 @pytest.mark.postgres

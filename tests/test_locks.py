@@ -8,6 +8,7 @@ from django.db import connection
 
 from fleet.collection import locks
 from fleet.collection.locks import exclusive
+from tests.fleet_fixtures import terminate_backend_of
 
 LOCK = "test-lock"
 
@@ -54,22 +55,6 @@ def test_a_cache_lock_taken_over_after_expiry_is_left_to_its_new_holder(db, monk
         # Our key expires mid-cycle and another process takes the lock with its own token.
         cache.set(locks._cache_key(LOCK), "another-holder's-token")
     assert cache.get(locks._cache_key(LOCK)) == "another-holder's-token"
-
-
-def terminate_backend_of(pid: int) -> None:
-    """End one PostgreSQL session from another connection, as a database restart or a network
-    failure would."""
-
-    def kill() -> None:
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=kill)
-    thread.start()
-    thread.join(10)
 
 
 @pytest.mark.postgres
