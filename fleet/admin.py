@@ -10,7 +10,7 @@ from django.contrib import admin
 from django.db import transaction
 
 from fleet.changelog import record_change, record_changes
-from fleet.models import ChangeKind, CollectionRun, Lab, Worker
+from fleet.models import ActionEntry, ChangeKind, CollectionRun, Lab, Worker
 
 IDENTITY_FIELDS = ["name", "region", "instance_id"]
 # Everything else is observed by the collection (and the primary key).
@@ -152,4 +152,23 @@ class CollectionRunAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(ActionEntry)
+class ActionEntryAdmin(admin.ModelAdmin):
+    """The audit log, read-only: entries are written by the actions alone."""
+
+    list_display = ["started_at", "username", "action", "target", "outcome", "message"]
+    list_filter = ["action", "outcome"]
+    search_fields = ["username", "target", "message", "lab_id"]
+    date_hierarchy = "started_at"
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
         return False

@@ -1,9 +1,12 @@
 """The three roles the pages and actions check: viewer, operator and admin."""
 
-VIEW = ["view_worker", "view_lab", "view_collectionrun"]
+VIEW = ["view_worker", "view_lab", "view_collectionrun", "view_actionentry"]
+# Each action's own permission (fleet.models.ActionEntry.Meta): the operator runs the day to
+# day ones; terminating, importing and licensing are the admin's (who has every permission).
+OPERATE = ["start_worker", "stop_worker", "start_lab", "stop_lab", "wipe_lab", "download_lab"]
 ROLES = {
     "viewer": VIEW,
-    "operator": [*VIEW, "refresh_worker"],
+    "operator": [*VIEW, "refresh_worker", *OPERATE],
     "admin": None,  # every permission of the fleet app and of django-q2's task pages
 }
 

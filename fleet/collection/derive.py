@@ -130,6 +130,8 @@ def _from_cml(cml: CMLObservation) -> dict[str, Any]:
     if cml.ok:
         if cml.license_state is not None:
             fields["license_state"] = cml.license_state
+        if cml.licence is not None:
+            fields["licence"] = cml.licence
         fields.update(
             cml_cpu_percent=_rounded(cml.cpu_percent),
             cml_memory_used=cml.memory_used,

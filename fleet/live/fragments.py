@@ -19,6 +19,7 @@ WORKER_FRAGMENTS = {
     "cml": "fleet/partials/worker_cml.html",
     "labs": "fleet/partials/worker_labs.html",
     "history": "fleet/partials/worker_history.html",
+    "actions": "fleet/partials/worker_actions.html",
 }
 NEEDS_HISTORY = {"row", "history"}
 
@@ -39,6 +40,8 @@ FRAGMENT_FIELDS = {
         "labs_count",
         "labs",
         "last_polled_at",
+        "pending_action",
+        "pending_since",
     },
     "aws": {
         "status",
@@ -52,6 +55,8 @@ FRAGMENT_FIELDS = {
         "memory_percent",
         "disk_percent",
         "tags",
+        "pending_action",
+        "pending_since",
     },
     "cml": {
         "service_status",
@@ -70,6 +75,8 @@ FRAGMENT_FIELDS = {
         "last_polled_at",
         "last_error",
         "consecutive_failures",
+        "licence",
+        "pending_action",
     },
     "labs": {"labs", "labs_count", "labs_polled_at"},
     "history": {
@@ -84,6 +91,8 @@ FRAGMENT_FIELDS = {
         "nodes_running",
         "labs_count",
     },
+    # "actions": the worker's audit entries (fleet/actions writes it with every entry).
+    "actions": {"actions"},
 }
 
 

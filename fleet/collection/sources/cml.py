@@ -17,7 +17,13 @@ from typing import Any
 import certifi
 import httpx
 
-from fleet.collection.sources.cml_parse import license_state, parse_health, parse_lab, parse_stats
+from fleet.collection.sources.cml_parse import (
+    licence_summary,
+    license_state,
+    parse_health,
+    parse_lab,
+    parse_stats,
+)
 
 API = "/api/v0"
 CALLS_AT_ONCE = 4  # requests one worker has in flight at most (health, stats, licensing, labs)
@@ -50,6 +56,7 @@ class CMLObservation:
     ready: bool | None = None  # system_information.ready
     healthy: bool | None = None  # system_health.valid
     license_state: str | None = "unknown"  # a LicenseState value (cml_parse); None: not read
+    licence: dict[str, Any] | None = None  # cml_parse.licence_summary; None: not read
     cpu_percent: float | None = None  # system_stats all.cpu.percent, 0-100
     memory_used: int | None = None  # bytes, all computes
     memory_total: int | None = None
@@ -111,7 +118,7 @@ async def observe_cml(
     # One small connection pool per worker, all sharing one TLS context (the costly part to
     # build). A single pool shared by every worker would be simpler, but httpcore scans all of a
     # pool's connections on every request, so its CPU grows with the square of the fleet.
-    tls = _tls_context(verify_tls, ca_bundle)
+    tls = tls_context(verify_tls, ca_bundle)
     limits = httpx.Limits(max_connections=CALLS_AT_ONCE, max_keepalive_connections=CALLS_AT_ONCE)
     # No pool timeout: waiting for a connection is bounded by the worker's deadline instead.
     timeout = httpx.Timeout(request_timeout, pool=None)
@@ -150,7 +157,7 @@ async def observe_cml(
     return {target.key: result for target, result in zip(targets, results, strict=True)}
 
 
-def _tls_context(verify: bool, ca_bundle: str | None) -> ssl.SSLContext:
+def tls_context(verify: bool, ca_bundle: str | None) -> ssl.SSLContext:
     if verify:
         return ssl.create_default_context(cafile=ca_bundle or certifi.where())
     context = ssl.create_default_context()
@@ -203,6 +210,7 @@ async def _observe_worker(api: _WorkerAPI, read_labs: bool, read_licence: bool) 
         ready=ready,
         healthy=parse_health(_dict(health)),
         license_state=license_state(_dict(licensing)) if read_licence else None,
+        licence=licence_summary(_dict(licensing)) if read_licence and licensing else None,
         labs=answers[required] if read_labs else None,
         **parse_stats(_dict(stats)),
     )

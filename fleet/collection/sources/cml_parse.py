@@ -48,6 +48,31 @@ def license_state(licensing: dict) -> str:
     return "unknown"
 
 
+def licence_summary(licensing: dict) -> dict[str, Any]:
+    """What the worker page shows of /licensing: registration and authorization status and
+    expiry, the Smart Account, and each feature's name, status and use."""
+    registration = _dict(licensing.get("registration"))
+    authorization = _dict(licensing.get("authorization"))
+    features = licensing.get("features")
+    return {
+        "registration": _status(registration),
+        "registration_expires": str(registration.get("expires") or ""),
+        "smart_account": str(registration.get("smart_account") or ""),
+        "authorization": _status(authorization),
+        "authorization_expires": str(authorization.get("expires") or ""),
+        "features": [
+            {
+                "name": str(feature.get("name") or feature.get("id") or ""),
+                "status": str(feature.get("status") or ""),
+                "in_use": _int(feature.get("in_use")),
+                "max": _int(feature.get("max")),
+            }
+            for feature in (features if isinstance(features, list) else [])
+            if isinstance(feature, dict)
+        ],
+    }
+
+
 def parse_health(health: dict) -> bool | None:
     """system_health.valid: whether CML considers itself healthy."""
     valid = health.get("valid")
