@@ -8,7 +8,7 @@ from fleet.actions import ec2 as ec2_calls
 from fleet.actions import workers as worker_actions
 from fleet.models import ActionEntry, Change, Worker
 from simulator.aws_faults import ec2_refuses
-from tests.action_fixtures import collected, of_state, run_queued  # noqa: F401
+from tests.action_fixtures import of_state, run_queued
 
 ANONYMOUS, VIEWER, OPERATOR, ADMIN = "anonymous", "viewer", "operator", "admin"
 
