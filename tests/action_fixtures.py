@@ -1,7 +1,11 @@
 """Fixtures for the action tests: the simulated fleet collected once, instance states put back
 after each test, and django-q2's queue run here instead of by a cluster."""
 
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
+from django.db import connection
 from django.utils.module_loading import import_string
 from django_q.models import OrmQ
 
@@ -14,7 +18,18 @@ from simulator.aws import aws_client
 def collected(fleet_workers, fleet_settings):
     """The fleet's workers after one full cycle (statuses, CML endpoints and labs known);
     afterwards every instance is back in its seeded state."""
-    collect(kind="labs")
+    if asyncio._get_running_loop() is None:
+        collect(kind="labs")
+    else:  # under Playwright's loop (browser tests, committed data): a thread of its own
+
+        def run():
+            try:
+                collect(kind="labs")
+            finally:
+                connection.close()
+
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(run).result()
     yield [Worker.objects.get(pk=w.pk) for w in fleet_workers]
     url = fleet_settings.aws_endpoint_url
     for instance in fleet_settings.instances:
