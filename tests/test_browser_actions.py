@@ -57,7 +57,8 @@ def test_a_stop_is_seen_live_on_a_second_page(web, chromium, collected):
         assert "stopping…" not in watcher.inner_text(row)
         assert watcher.evaluate("window.sameDocument") is True  # swapped live, never reloaded
         actor.wait_for_function(
-            f"document.querySelector('#worker-{worker.pk}-actions').innerText.includes('is stopped')",
+            f"document.querySelector('#worker-{worker.pk}-actions').innerText"
+            ".includes('is stopped')",
             timeout=15000,
         )
     finally:
