@@ -6,16 +6,21 @@ Each task is a thin call into the same code the Refresh buttons and `manage.py` 
 from datetime import timedelta
 
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
-from django_q.models import Schedule
+from django_q.models import OrmQ, Schedule
+from django_q.tasks import async_task
 
 from fleet.collection.collect import collect
+from fleet.collection.locks import exclusive
 from fleet.models import Change, CollectionRun, RunKind, RunTrigger, Sample
 
 CHANGE_LOG_RETENTION = timedelta(hours=6)
 RUN_RETENTION = timedelta(days=30)
 METRICS_SCHEDULE = "fleet: collect metrics"
 AUTO_IMPORT_SCHEDULE = "fleet: auto-import"
+REFRESH_ALL_TASK = "refresh all workers"
+REFRESH_ALL_LOCK = "fleet-refresh-all-queue"
 
 
 def collect_metrics(trigger: str = RunTrigger.SCHEDULE) -> str:
@@ -24,6 +29,30 @@ def collect_metrics(trigger: str = RunTrigger.SCHEDULE) -> str:
 
 def collect_labs(trigger: str = RunTrigger.SCHEDULE) -> str:
     return collect(kind=RunKind.LABS, trigger=trigger).summary()
+
+
+def queue_refresh_all() -> bool:
+    """Queue a full cycle (labs included) for the cluster, unless one is already queued or
+    running; return whether this call queued it.
+
+    django-q2's ORM broker keeps a task's queue row until the task has finished, so that row is
+    the "queued or running" state, whichever cluster holds it. The check and the enqueue happen
+    under a lock shared by every process, so two clicks at once cannot both queue. They also
+    happen in one transaction: outside one, q2's broker closes the connection before it
+    enqueues, and that would drop the (session) lock before the queue row is written.
+    """
+    with exclusive(REFRESH_ALL_LOCK, wait=10) as held, transaction.atomic():
+        if not held or refresh_all_pending():
+            return False
+        async_task(
+            "fleet.tasks.collect_labs", trigger=RunTrigger.REFRESH, task_name=REFRESH_ALL_TASK
+        )
+        return True
+
+
+def refresh_all_pending() -> bool:
+    """Whether a Refresh-all cycle is queued or running (its queue row is not yet acknowledged)."""
+    return any(entry.name() == REFRESH_ALL_TASK for entry in OrmQ.objects.only("payload"))
 
 
 def prune() -> str:

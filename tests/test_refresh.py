@@ -1,13 +1,19 @@
 """POST /workers/<pk>/refresh and POST /workers/refresh."""
 
+import contextlib
 import re
+import threading
 from datetime import timedelta
 
 import pytest
+from django.db import connections
 from django.test import Client
 from django.utils import timezone
+from django_q.brokers import get_broker
 from django_q.models import OrmQ
+from django_q.tasks import async_task
 
+from fleet import tasks
 from fleet.models import CollectionRun
 from tests.fleet_fixtures import running
 
@@ -94,3 +100,82 @@ def test_refresh_all_queues_one_full_cycle(client, operator, db):
     assert "queued" in response.content.decode()
     assert OrmQ.objects.count() == 1
     assert OrmQ.objects.get().func() == "fleet.tasks.collect_labs"
+
+
+def test_refresh_all_queues_at_most_one_cycle_and_says_so(client, operator, db):
+    client.force_login(operator)
+    client.post("/workers/refresh", HTTP_HX_REQUEST="true")
+    response = client.post("/workers/refresh", HTTP_HX_REQUEST="true")
+    assert response.status_code == 200
+    assert "already queued or running" in response.content.decode()
+    assert OrmQ.objects.count() == 1
+
+
+def test_a_second_refresh_all_without_htmx_redirects_with_the_message(client, operator, db):
+    client.force_login(operator)
+    client.post("/workers/refresh", HTTP_REFERER="http://testserver/")
+    client.get("/")  # the first message, shown once
+    response = client.post("/workers/refresh", HTTP_REFERER="http://testserver/")
+    assert response.status_code == 302 and response["Location"] == "http://testserver/"
+    assert "already queued or running" in client.get("/").content.decode()
+    assert OrmQ.objects.count() == 1
+
+
+def test_refresh_all_is_refused_while_the_cycle_runs_and_accepted_once_it_ends(
+    client, operator, db
+):
+    """The cluster's broker takes the task (running: its queue row is locked), then
+    acknowledges it when the cycle has finished."""
+    client.force_login(operator)
+    client.post("/workers/refresh", HTTP_HX_REQUEST="true")
+    broker = get_broker()
+    [(ack_id, _payload)] = broker.dequeue()
+    assert "already queued" in _refresh_all_note(client)
+    broker.acknowledge(ack_id)
+    assert "is queued" in _refresh_all_note(client)
+    assert OrmQ.objects.count() == 1
+
+
+def test_other_queued_tasks_do_not_block_refresh_all(client, operator, db):
+    async_task("fleet.tasks.collect_labs", task_name="fleet: collect labs")
+    client.force_login(operator)
+    assert "is queued" in _refresh_all_note(client)
+    assert OrmQ.objects.count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_clicks_at_once_from_two_processes_queue_one_cycle(operator, monkeypatch):
+    """Each click runs in its own thread with its own database connection. Both reach the
+    "is one pending?" check together unless the check and the enqueue are serialised: the first
+    waits there for the second, which (serialised) can only come after it has queued."""
+    both_checking = threading.Barrier(2, timeout=3)
+    real_pending = tasks.refresh_all_pending
+
+    def pending_after_the_other_click_checks_too() -> bool:
+        # Serialised, the other click is waiting for the lock and the barrier times out.
+        with contextlib.suppress(threading.BrokenBarrierError):
+            both_checking.wait()
+        return real_pending()
+
+    monkeypatch.setattr(tasks, "refresh_all_pending", pending_after_the_other_click_checks_too)
+    notes: list[str] = []
+
+    def click() -> None:
+        try:
+            client = Client()
+            client.force_login(operator)
+            notes.append(_refresh_all_note(client))
+        finally:
+            connections.close_all()
+
+    clicks = [threading.Thread(target=click) for _ in range(2)]
+    for thread in clicks:
+        thread.start()
+    for thread in clicks:
+        thread.join()
+    assert OrmQ.objects.count() == 1
+    assert sorted("already" in note for note in notes) == [False, True]
+
+
+def _refresh_all_note(client) -> str:
+    return client.post("/workers/refresh", HTTP_HX_REQUEST="true").content.decode()

@@ -10,14 +10,13 @@ from django.shortcuts import get_object_or_404, render
 from django.template.loader import render_to_string
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
-from django_q.tasks import async_task
 
 from fleet.changelog import log_position
 from fleet.collection.collect import collect
 from fleet.live.fragments import render_worker_fragments
 from fleet.live.history import attach_history
 from fleet.models import CollectionRun, RunKind, RunTrigger, ServiceStatus, Worker, WorkerStatus
-from fleet.tasks import next_metrics_cycle_at
+from fleet.tasks import next_metrics_cycle_at, queue_refresh_all
 from fleet.web.csv_export import workers_csv
 from fleet.web.health import fleet_health
 from fleet.web.worker_list import PER_PAGE, SORTS, filtered_workers, fleet_stats, parse_list_state
@@ -93,11 +92,11 @@ def worker_refresh(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 @permission_required("fleet.refresh_worker", raise_exception=True)
 async def fleet_refresh(request: HttpRequest) -> HttpResponse:
-    """Queue a full collection (labs included) for the cluster and say so."""
-    await sync_to_async(async_task)(
-        "fleet.tasks.collect_labs", trigger=RunTrigger.REFRESH, task_name="refresh all workers"
-    )
-    note = "A collection of every worker is queued; the pages update as it runs."
+    """Queue a full collection (labs included) for the cluster, at most one at a time."""
+    if await sync_to_async(queue_refresh_all)():
+        note = "A collection of every worker is queued; the pages update as it runs."
+    else:
+        note = "A collection of every worker is already queued or running; one at a time."
     if request.htmx:
         return HttpResponse(_toast(note))
     await sync_to_async(messages.info)(request, note)
