@@ -434,6 +434,7 @@ class ActionName(models.TextChoices):
     REGISTER_LICENCE = "register_licence", "register licence"
     DEREGISTER_LICENCE = "deregister_licence", "deregister licence"
     IMPORT_WORKERS = "import_workers", "import workers"
+    REFRESH_WORKER = "refresh_worker", "refresh"  # its permission is on Worker
 
 
 class ActionOutcome(models.TextChoices):
@@ -487,7 +488,8 @@ class ActionEntry(models.Model):
             ("delete_lab", "Can delete labs"),
             ("download_lab", "Can download labs"),
             ("import_lab", "Can import labs"),
-            ("register_licence", "Can register and deregister licences"),
+            ("register_licence", "Can register licences"),
+            ("deregister_licence", "Can deregister licences"),
             ("import_workers", "Can import workers from EC2"),
         ]
 

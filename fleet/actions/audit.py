@@ -1,6 +1,7 @@
 """The common audited path of every action: permission, then the upstream call, then one
 transaction holding the state it changes, the audit entry and the change-log row."""
 
+import getpass
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -34,6 +35,15 @@ class Outcome:
     task: str = ""
 
 
+def system_actor() -> str:
+    """How the audit names a `manage.py` command: the system, run by this OS account (there is
+    no signed-in user; whoever can run the command owns the settings and the database)."""
+    try:
+        return f"system ({getpass.getuser()})"
+    except (OSError, KeyError):  # no login name in the environment or the password database
+        return "system"
+
+
 def require(user, action: str) -> None:
     """Refuse a user without the action's permission (None is the system: commands, tasks)."""
     if user is not None and not user.has_perm(f"fleet.{action}"):
@@ -49,6 +59,7 @@ def perform(
     *,
     target: str = "",
     lab_id: str = "",
+    actor: str = "",
 ) -> ActionEntry:
     """Run one action: check the permission, make the upstream call, then write its state, the
     audit entry and the change log together. An upstream refusal writes only a failed entry."""
@@ -57,7 +68,7 @@ def perform(
         result = call()
     except UpstreamError as error:
         result = Outcome(ActionOutcome.FAILED, str(error))
-    return record(user, action, worker, result, target=target, lab_id=lab_id)
+    return record(user, action, worker, result, target=target, lab_id=lab_id, actor=actor)
 
 
 def record(
@@ -68,14 +79,16 @@ def record(
     *,
     target: str = "",
     lab_id: str = "",
+    actor: str = "",
 ) -> ActionEntry:
-    """Write the outcome's state, its audit entry and the change log in one transaction."""
+    """Write the outcome's state, its audit entry and the change log in one transaction.
+    `actor` names who acted when there is no user (a command: `system_actor()`)."""
     now = timezone.now()
     with transaction.atomic():
         fields = list(result.apply()) if result.apply else []
         entry = ActionEntry.objects.create(
             user=user,
-            username=user.get_username() if user is not None else "system",
+            username=user.get_username() if user is not None else (actor or "system"),
             action=action,
             worker=worker,
             target=(target or (str(worker) if worker else ""))[:255],

@@ -34,7 +34,7 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('username', models.CharField(blank=True, help_text='Kept if the user goes.', max_length=150)),
-                ('action', models.CharField(choices=[('start_worker', 'start worker'), ('stop_worker', 'stop worker'), ('terminate_worker', 'terminate worker'), ('start_lab', 'start lab'), ('stop_lab', 'stop lab'), ('wipe_lab', 'wipe lab'), ('delete_lab', 'delete lab'), ('download_lab', 'download lab'), ('import_lab', 'import lab'), ('register_licence', 'register licence'), ('deregister_licence', 'deregister licence'), ('import_workers', 'import workers')], max_length=24)),
+                ('action', models.CharField(choices=[('start_worker', 'start worker'), ('stop_worker', 'stop worker'), ('terminate_worker', 'terminate worker'), ('start_lab', 'start lab'), ('stop_lab', 'stop lab'), ('wipe_lab', 'wipe lab'), ('delete_lab', 'delete lab'), ('download_lab', 'download lab'), ('import_lab', 'import lab'), ('register_licence', 'register licence'), ('deregister_licence', 'deregister licence'), ('import_workers', 'import workers'), ('refresh_worker', 'refresh')], max_length=24)),
                 ('target', models.CharField(help_text='What was acted on, in words.', max_length=255)),
                 ('lab_id', models.CharField(blank=True, max_length=64, verbose_name='CML lab id')),
                 ('outcome', models.CharField(choices=[('pending', 'Pending'), ('succeeded', 'Succeeded'), ('noop', 'nothing to do'), ('failed', 'Failed')], default='pending', max_length=12)),
@@ -48,7 +48,7 @@ class Migration(migrations.Migration):
                 'verbose_name': 'audit entry',
                 'verbose_name_plural': 'audit entries',
                 'ordering': ['-started_at', '-id'],
-                'permissions': [('start_worker', 'Can start workers'), ('stop_worker', 'Can stop workers'), ('terminate_worker', 'Can terminate workers'), ('start_lab', 'Can start labs'), ('stop_lab', 'Can stop labs'), ('wipe_lab', 'Can wipe labs'), ('delete_lab', 'Can delete labs'), ('download_lab', 'Can download labs'), ('import_lab', 'Can import labs'), ('register_licence', 'Can register and deregister licences'), ('import_workers', 'Can import workers from EC2')],
+                'permissions': [('start_worker', 'Can start workers'), ('stop_worker', 'Can stop workers'), ('terminate_worker', 'Can terminate workers'), ('start_lab', 'Can start labs'), ('stop_lab', 'Can stop labs'), ('wipe_lab', 'Can wipe labs'), ('delete_lab', 'Can delete labs'), ('download_lab', 'Can download labs'), ('import_lab', 'Can import labs'), ('register_licence', 'Can register licences'), ('deregister_licence', 'Can deregister licences'), ('import_workers', 'Can import workers from EC2')],
                 'indexes': [models.Index(fields=['worker', '-started_at'], name='fleet_actio_worker__a74ef1_idx')],
             },
         ),
