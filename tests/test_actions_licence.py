@@ -4,6 +4,8 @@ COMPLETED, a bad token failing, CML down meanwhile; the token is never stored or
 import logging
 
 import pytest
+from django.contrib.auth.models import Group, Permission, User
+from django.core.exceptions import PermissionDenied
 from django_q.models import OrmQ
 
 from fleet.actions import licence
@@ -37,6 +39,54 @@ def test_only_admins_register(client, request, worker, role, status):
 def test_get_is_not_allowed(client, admin_user, worker):
     client.force_login(admin_user)
     assert client.get(f"/workers/{worker.pk}/licence/register").status_code == 405
+    assert client.get(f"/workers/{worker.pk}/licence/deregister").status_code == 405
+
+
+def _holding(codename: str) -> User:
+    user = User.objects.create_user(username=f"only-{codename}")
+    user.user_permissions.add(
+        *Permission.objects.filter(codename__in=[codename, "view_worker", "view_lab"])
+    )
+    return user
+
+
+def test_the_admin_role_holds_both_licence_permissions(db):
+    granted = set(Group.objects.get(name="admin").permissions.values_list("codename", flat=True))
+    assert {"register_licence", "deregister_licence"} <= granted
+    operator = Group.objects.get(name="operator").permissions
+    assert not operator.filter(codename__in=["register_licence", "deregister_licence"]).exists()
+
+
+def test_registering_does_not_allow_deregistering(client, collected):
+    worker = of_state(collected, "running")
+    registrar = _holding("register_licence")
+    client.force_login(registrar)
+    assert client.post(f"/workers/{worker.pk}/licence/deregister").status_code == 403
+    with pytest.raises(PermissionDenied):
+        licence.deregister_licence(registrar, worker)
+    assert not ActionEntry.objects.exists()
+    page = client.get(f"/workers/{worker.pk}/").content.decode()
+    assert "licence/register" in page and "licence/deregister" not in page
+    # The register endpoint lets the same user through (an empty token is refused, audited).
+    client.post(f"/workers/{worker.pk}/licence/register", {"token": ""})
+    assert ActionEntry.objects.get().action == "register_licence"
+
+
+def test_deregistering_does_not_allow_registering(client, collected):
+    worker = of_state(collected, "running")
+    deregistrar = _holding("deregister_licence")
+    client.force_login(deregistrar)
+    assert (
+        client.post(f"/workers/{worker.pk}/licence/register", {"token": TOKEN}).status_code == 403
+    )
+    with pytest.raises(PermissionDenied):
+        licence.register_licence(deregistrar, worker, TOKEN)
+    assert not ActionEntry.objects.exists()
+    page = client.get(f"/workers/{worker.pk}/").content.decode()
+    assert "licence/deregister" in page and "licence/register" not in page
+    client.post(f"/workers/{worker.pk}/licence/deregister")
+    entry = ActionEntry.objects.get()
+    assert (entry.action, entry.outcome) == ("deregister_licence", "succeeded")
 
 
 def test_registration_goes_pending_then_completes(
@@ -109,7 +159,8 @@ def test_deregister(client, admin_user, collected, fleet_settings):
     client.force_login(admin_user)
     client.post(f"/workers/{worker.pk}/licence/deregister")
     worker.refresh_from_db()
-    assert ActionEntry.objects.get().outcome == "succeeded"
+    entry = ActionEntry.objects.get()
+    assert (entry.action, entry.outcome) == ("deregister_licence", "succeeded")
     assert worker.licence["registration"] == "NOT_REGISTERED"
     assert worker.license_state == "evaluation"
     again = licence.deregister_licence(admin_user, worker)

@@ -61,8 +61,7 @@ def deregister_licence(user, worker: Worker) -> ActionEntry:
             message = "Deregistered here, but Cisco could not be told (communication timeout)."
         return Outcome(ActionOutcome.SUCCEEDED, message, _licence_fields(worker, licensing))
 
-    # Deregistering is the admin's, under the one licence permission.
-    return perform(user, ActionName.REGISTER_LICENCE, worker, call, target=f"{worker} (deregister)")
+    return perform(user, ActionName.DEREGISTER_LICENCE, worker, call)
 
 
 def settle(entry_id: int) -> str:

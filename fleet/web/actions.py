@@ -145,7 +145,7 @@ def licence_register(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_POST
-@permission_required("fleet.register_licence", raise_exception=True)
+@permission_required("fleet.deregister_licence", raise_exception=True)
 def licence_deregister(request: HttpRequest, pk: int) -> HttpResponse:
     worker = get_object_or_404(Worker, pk=pk)
     return _answer(request, worker, [deregister_licence(request.user, worker)])
