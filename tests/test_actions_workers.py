@@ -105,37 +105,68 @@ def test_a_second_stop_while_stopping_does_nothing(operator, collected):
     assert again.outcome == "noop" and "already stopping…" in again.message
 
 
+# Each lifecycle action: its path, the state it acts from, its EC2 operation, who may.
+LIFECYCLE = {
+    "start": ("stopped", "StartInstances", OPERATOR),
+    "stop": ("running", "StopInstances", OPERATOR),
+    "terminate": ("running", "TerminateInstances", ADMIN),
+}
+
+
+def post_lifecycle(client, request, worker, path, **headers):
+    login(client, request, LIFECYCLE[path][2])
+    data = {"confirm": worker.name} if path == "terminate" else {}
+    return client.post(f"/workers/{worker.pk}/{path}", data, **headers)
+
+
+@pytest.mark.parametrize("path", LIFECYCLE)
 @pytest.mark.parametrize(
     ("code", "words"),
     [
         ("IncorrectInstanceState", "not in a state that allows this"),
-        ("UnauthorizedOperation", "lacks the IAM permission ec2:StopInstances"),
+        ("UnauthorizedOperation", "lacks the IAM permission ec2:{operation}"),
         ("RequestLimitExceeded", "throttling"),
+        ("Throttling", "throttling"),
     ],
 )
 def test_an_ec2_refusal_is_a_clear_message_and_nothing_is_half_written(
-    client, operator, collected, code, words
+    client, request, collected, path, code, words
 ):
-    worker = of_state(collected, "running")
-    client.force_login(operator)
-    with ec2_refuses(ec2_calls.ec2(worker.region), "StopInstances", code, "AWS's own words"):
-        response = client.post(f"/workers/{worker.pk}/stop", HTTP_HX_REQUEST="true")
+    state, operation, _ = LIFECYCLE[path]
+    words = words.format(operation=operation)
+    worker = of_state(collected, state)
+    changes_before = Change.objects.count()
+    with ec2_refuses(ec2_calls.ec2(worker.region), operation, code, "AWS's own words"):
+        response = post_lifecycle(client, request, worker, path, HTTP_HX_REQUEST="true")
     assert words in response.content.decode()
     entry = ActionEntry.objects.get()
     assert (
         entry.outcome == "failed" and words in entry.message and "AWS's own words" in entry.message
     )
-    worker.refresh_from_db()
-    assert (worker.status, worker.pending_action) == ("running", "")
+    assert entry.finished_at is not None
+    after = Worker.objects.get(pk=worker.pk)
+    assert (after.status, after.pending_action, after.pending_since) == (state, "", None)
+    # The only change-log row is the new audit entry's: no state of the worker was written.
+    assert list(
+        Change.objects.order_by("id").values_list("fields", flat=True)[changes_before:]
+    ) == [["actions"]]
     assert not OrmQ.objects.exists()
 
 
-def test_aws_down_fails_the_action_without_changing_the_worker(operator, collected, settings):
-    worker = of_state(collected, "running")
+@pytest.mark.parametrize("path", LIFECYCLE)
+def test_aws_down_fails_the_action_without_changing_the_worker(
+    client, request, collected, settings, path
+):
+    state = LIFECYCLE[path][0]
+    worker = of_state(collected, state)
     settings.AWS_ENDPOINT_URL = "http://127.0.0.1:9"  # nothing listens there
-    entry = worker_actions.stop_worker(operator, worker)
+    response = post_lifecycle(client, request, worker, path, HTTP_HX_REQUEST="true")
+    assert "could not be reached" in response.content.decode()
+    entry = ActionEntry.objects.get()
     assert entry.outcome == "failed" and "could not be reached" in entry.message
-    assert Worker.objects.get(pk=worker.pk).status == "running"
+    after = Worker.objects.get(pk=worker.pk)
+    assert (after.status, after.pending_action) == (state, "")
+    assert not OrmQ.objects.exists()
 
 
 def test_terminate_needs_the_name_typed(client, admin_user, collected, fast_polls):
