@@ -1,5 +1,8 @@
 """Worker start, stop, terminate and bulk: through the pages, against moto; EC2 refusals."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import pytest
 from django.core.exceptions import PermissionDenied
 from django_q.models import OrmQ
@@ -86,15 +89,38 @@ def test_start_of_a_stopped_worker_settles_running(operator, collected, fast_pol
     assert worker.service_status == "available"  # collected once it settled
 
 
-def test_stopping_a_stopped_worker_says_so_and_does_nothing(client, operator, collected):
-    worker = of_state(collected, "stopped")
+@contextmanager
+def ec2_operations(region: str) -> Iterator[list[str]]:
+    """The EC2 operations the actions' client of `region` makes while inside."""
+    made: list[str] = []
+
+    def note(model, **kwargs) -> None:
+        made.append(model.name)
+
+    client = ec2_calls.ec2(region)
+    client.meta.events.register("before-call.ec2", note)
+    try:
+        yield made
+    finally:
+        client.meta.events.unregister("before-call.ec2", note)
+
+
+@pytest.mark.parametrize(("path", "state"), [("stop", "stopped"), ("start", "running")])
+def test_an_action_on_a_worker_already_there_says_so_and_calls_nothing(
+    client, operator, collected, path, state
+):
+    worker = of_state(collected, state)
     client.force_login(operator)
     page = f"http://testserver/workers/{worker.pk}/"
-    response = client.post(f"/workers/{worker.pk}/stop", HTTP_REFERER=page)
+    with ec2_operations(worker.region) as made:
+        response = client.post(f"/workers/{worker.pk}/{path}", HTTP_REFERER=page)
     assert response.status_code == 302 and response["Location"] == page
+    assert made == []  # EC2 is not asked at all
     entry = ActionEntry.objects.get()
-    assert entry.outcome == "noop" and "already stopped" in entry.message
-    assert "already stopped" in client.get(page).content.decode()
+    assert (entry.outcome, entry.message) == ("noop", f"{worker} is already {state}.")
+    assert f"is already {state}" in client.get(page).content.decode()
+    after = Worker.objects.get(pk=worker.pk)
+    assert (after.status, after.pending_action) == (state, "")
     assert not OrmQ.objects.exists()
 
 
