@@ -6,10 +6,13 @@ import logging
 import pytest
 from django.contrib.auth.models import Group, Permission, User
 from django.core.exceptions import PermissionDenied
+from django.views.debug import ExceptionReporter
 from django_q.models import OrmQ
 
 from fleet.actions import licence
+from fleet.actions.cml_api import CMLApi
 from fleet.models import ActionEntry, Change, Worker
+from fleet.web import actions as views
 from tests.action_fixtures import of_state, run_queued
 from tests.fleet_fixtures import cml_of
 
@@ -165,3 +168,23 @@ def test_deregister(client, admin_user, collected, fleet_settings):
     assert worker.license_state == "evaluation"
     again = licence.deregister_licence(admin_user, worker)
     assert again.outcome == "noop"
+
+
+def test_an_error_report_of_a_crashed_registration_shows_no_token(
+    rf, admin_user, unregistered, monkeypatch
+):
+    """The report Django mails to ADMINS (or shows with DEBUG) lists the POST data and every
+    frame's variables: the token is starred in both, down to the frame that crashed."""
+
+    def crash(self, method, path, **kwargs):
+        raise RuntimeError("the CML client crashed")
+
+    monkeypatch.setattr(CMLApi, "call", crash)
+    request = rf.post(f"/workers/{unregistered.pk}/licence/register", {"token": TOKEN})
+    request.user = admin_user
+    with pytest.raises(RuntimeError) as failure:
+        views.licence_register(request, pk=unregistered.pk)
+    report = ExceptionReporter(request, failure.type, failure.value, failure.tb)
+    for text in (report.get_traceback_text(), report.get_traceback_html()):
+        assert "the CML client crashed" in text and "crash" in text
+        assert TOKEN not in text

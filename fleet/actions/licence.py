@@ -7,6 +7,7 @@ import time
 
 from django.conf import settings
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from fleet.actions.audit import Outcome, UpstreamError, finish, perform, set_worker
 from fleet.actions.cml_api import CMLApi
@@ -18,6 +19,7 @@ SETTLE_TASK = "fleet.actions.licence.settle"
 MAX_TOKEN_LENGTH = 1000
 
 
+@sensitive_variables()  # an error report shows no variable of this call or beneath it
 def register_licence(user, worker: Worker, token: str, reregister: bool = False) -> ActionEntry:
     """Ask CML to register with a Smart Licensing token; a task follows it to the end."""
     token = token.strip()
