@@ -120,7 +120,8 @@ def test_registration_goes_pending_then_completes(
         *OrmQ.objects.values_list("payload", flat=True),
         *Worker.objects.values_list("licence", flat=True),
     ]
-    assert TOKEN not in repr(stored) and TOKEN not in caplog.text
+    assert TOKEN not in repr(stored)
+    assert TOKEN not in caplog.text
 
 
 def test_a_bad_token_fails_with_cmls_reason(admin_user, unregistered):
