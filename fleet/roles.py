@@ -2,7 +2,8 @@
 
 VIEW = ["view_worker", "view_lab", "view_collectionrun", "view_actionentry"]
 # Each action's own permission (fleet.models.ActionEntry.Meta): the operator runs the day to
-# day ones; terminating, importing and licensing are the admin's (who has every permission).
+# day ones; terminating, importing, registering and deregistering licences are the admin's
+# (who has every permission).
 OPERATE = ["start_worker", "stop_worker", "start_lab", "stop_lab", "wipe_lab", "download_lab"]
 ROLES = {
     "viewer": VIEW,

@@ -1,6 +1,8 @@
 """Importing workers from the page (preview, then import), the command with several regions,
 the scheduled auto-import, and the audit page."""
 
+import getpass
+
 import pytest
 from django.core.management import call_command
 
@@ -42,6 +44,13 @@ def test_the_command_takes_region_more_than_once(fleet_settings, db, capsys):
     call_command("import_workers", "--region", "us-east-1", "--region", "eu-west-1")
     assert Worker.objects.count() == len(fleet_settings.instances)
     assert {w.region for w in Worker.objects.all()} == {"us-east-1", "eu-west-1"}
+
+
+def test_the_command_is_audited_as_the_system_run_by_the_os_account(fleet_settings, db):
+    call_command("import_workers", "--region", "us-east-1")
+    entry = ActionEntry.objects.get()
+    assert entry.user is None and entry.username == f"system ({getpass.getuser()})"
+    assert (entry.action, entry.outcome) == ("import_workers", "succeeded")
 
 
 def test_auto_import_is_off_by_default(settings):

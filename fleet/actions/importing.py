@@ -78,9 +78,10 @@ def preview(regions: list[str], tags: dict[str, str], instance_ids: list[str]) -
 
 
 def import_workers(
-    user, regions: list[str], tags: dict[str, str], instance_ids: list[str]
+    user, regions: list[str], tags: dict[str, str], instance_ids: list[str], actor: str = ""
 ) -> tuple[ActionEntry, list[Worker]]:
-    """Create a worker for each new matching instance (idempotent); one audit entry."""
+    """Create a worker for each new matching instance (idempotent); one audit entry
+    (`actor` names a command's caller: fleet.actions.audit.record)."""
     created: list[Worker] = []
 
     def call() -> Outcome:
@@ -96,9 +97,8 @@ def import_workers(
             lambda: _create(new, created),
         )
 
-    entry = perform(
-        user, ActionName.IMPORT_WORKERS, None, call, target=_describe(regions, tags, instance_ids)
-    )
+    target = _describe(regions, tags, instance_ids)
+    entry = perform(user, ActionName.IMPORT_WORKERS, None, call, target=target, actor=actor)
     return entry, created
 
 

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from fleet.actions.audit import UpstreamError
+from fleet.actions.audit import UpstreamError, system_actor
 from fleet.actions.importing import check_request, import_workers, parse_tags
 from fleet.models import ActionOutcome
 
@@ -23,7 +23,7 @@ class Command(BaseCommand):
         except ValueError as error:
             raise CommandError(str(error)) from None
         try:
-            entry, _ = import_workers(None, regions, tags, instance_ids)
+            entry, _ = import_workers(None, regions, tags, instance_ids, actor=system_actor())
         except UpstreamError as error:
             raise CommandError(str(error)) from None
         if entry.outcome == ActionOutcome.FAILED:
