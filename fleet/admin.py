@@ -10,7 +10,7 @@ from django.contrib import admin
 from django.db import transaction
 
 from fleet import admin_tasks  # noqa: F401  (django-q2's task pages, re-registered)
-from fleet.models import ChangeKind, CollectionRun, Lab, Worker
+from fleet.models import ActionEntry, ChangeKind, CollectionRun, Lab, Worker
 from fleet.models.changes import record_change, record_changes
 from fleet.models.field_groups import IDENTITY, OBSERVED
 
@@ -117,4 +117,23 @@ class CollectionRunAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(ActionEntry)
+class ActionEntryAdmin(admin.ModelAdmin):
+    """The audit log, read-only: entries are written by the actions alone."""
+
+    list_display = ["started_at", "username", "action", "target", "outcome", "message"]
+    list_filter = ["action", "outcome"]
+    search_fields = ["username", "target", "message", "lab_id"]
+    date_hierarchy = "started_at"
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
         return False

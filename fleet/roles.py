@@ -2,10 +2,13 @@
 
 from django.db.models import Q
 
-VIEW = ["view_worker", "view_lab", "view_collectionrun"]
+VIEW = ["view_worker", "view_lab", "view_collectionrun", "view_actionentry"]
+# Each action's own permission (fleet.models.ActionEntry.Meta): the operator runs the day to
+# day ones; terminating, importing, registering and deregistering licences are the admin's.
+OPERATE = ["start_worker", "stop_worker", "start_lab", "stop_lab", "wipe_lab", "download_lab"]
 ROLES = {
     "viewer": VIEW,
-    "operator": [*VIEW, "refresh_worker"],
+    "operator": [*VIEW, "refresh_worker", *OPERATE],
     # Every permission of the fleet app, a look at django-q2's schedules and tasks and at
     # django-axes' login attempts, and unlocking (deleting an attempt). A schedule names a
     # function the collector runs, with the AWS credentials and the CML password at hand, so

@@ -18,6 +18,7 @@ from fleet.models import Change, CollectionRun, RunKind, RunTrigger, Sample
 CHANGE_LOG_RETENTION = timedelta(hours=6)
 RUN_RETENTION = timedelta(days=30)
 METRICS_SCHEDULE = "fleet: collect metrics"
+AUTO_IMPORT_SCHEDULE = "fleet: auto-import"
 REFRESH_ALL_TASK = "refresh all workers"
 REFRESH_ALL_LOCK = "fleet-refresh-all-queue"
 
@@ -68,7 +69,7 @@ def schedules() -> dict[str, tuple[dict, timedelta]]:
     """The schedules this product needs, from settings: name → (Schedule fields, first-run
     delay). The labs cycle starts a minute after the metrics one so that the two do not meet
     on the collection lock at start-up (the second would be skipped)."""
-    return {
+    found = {
         METRICS_SCHEDULE: (
             {
                 "func": "fleet.tasks.collect_metrics",
@@ -82,12 +83,24 @@ def schedules() -> dict[str, tuple[dict, timedelta]]:
         ),
         "fleet: prune": ({"func": "fleet.tasks.prune", "minutes": 60}, timedelta(minutes=5)),
     }
+    if settings.AUTO_IMPORT_TAGS:  # off by default
+        found[AUTO_IMPORT_SCHEDULE] = (
+            {
+                "func": "fleet.actions.importing.auto_import",
+                "minutes": settings.AUTO_IMPORT_INTERVAL_SECONDS // 60,
+            },
+            timedelta(minutes=2),
+        )
+    return found
 
 
 def ensure_schedules() -> None:
     """Create or update the schedules; idempotent (names are not unique in django-q2, so we
     also remove duplicates). A new metrics schedule runs as soon as a cluster starts."""
-    for name, (fields, delay) in schedules().items():
+    wanted = schedules()
+    if AUTO_IMPORT_SCHEDULE not in wanted:  # turned off: remove it
+        Schedule.objects.filter(name=AUTO_IMPORT_SCHEDULE).delete()
+    for name, (fields, delay) in wanted.items():
         existing = Schedule.objects.filter(name=name).order_by("pk")
         for duplicate in existing[1:]:
             duplicate.delete()

@@ -1,7 +1,7 @@
 from django.urls import path
 
 from fleet.live import stream
-from fleet.web import pages, runs
+from fleet.web import actions, audit, pages, runs
 
 app_name = "fleet"
 
@@ -14,4 +14,31 @@ urlpatterns = [
     path("runs/<int:pk>/", runs.run_detail, name="run_detail"),
     path("events/", stream.events, name="events"),
     path("healthz", pages.healthz, name="healthz"),
+]
+
+# Operator actions and their audit log.
+urlpatterns += [
+    path("workers/<int:pk>/start", actions.worker_start, name="worker_start"),
+    path("workers/<int:pk>/stop", actions.worker_stop, name="worker_stop"),
+    path("workers/<int:pk>/terminate", actions.worker_terminate, name="worker_terminate"),
+    path("workers/actions", actions.workers_bulk, name="workers_bulk"),
+    path("workers/import", actions.workers_import, name="workers_import"),
+    *(
+        path(
+            f"workers/<int:pk>/labs/<str:lab_id>/{verb}",
+            actions.lab_verb,
+            {"verb": verb},
+            name=f"lab_{verb}",
+        )
+        for verb in ("start", "stop", "wipe", "delete")
+    ),
+    path("workers/<int:pk>/labs/<str:lab_id>/download", actions.lab_download, name="lab_download"),
+    path("workers/<int:pk>/labs/import", actions.lab_import, name="lab_import"),
+    path("workers/<int:pk>/licence/register", actions.licence_register, name="licence_register"),
+    path(
+        "workers/<int:pk>/licence/deregister",
+        actions.licence_deregister,
+        name="licence_deregister",
+    ),
+    path("audit/", audit.audit_list, name="audit_list"),
 ]

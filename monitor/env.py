@@ -49,6 +49,17 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
+def env_tags(name: str) -> dict[str, str]:
+    """`KEY=VALUE,KEY=VALUE` as a dict; an item without `=` or without a key is refused."""
+    tags = {}
+    for item in env_list(name, []):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ImproperlyConfigured(f"{name}: {item!r} is not KEY=VALUE")
+        tags[key.strip()] = value.strip()
+    return tags
+
+
 def env_ca_bundle(name: str) -> str | None:
     """A PEM file of CA certificates, or None when unset; checked now (readable, and holding at
     least one certificate) so that a bad path stops start-up rather than every TLS handshake."""

@@ -10,7 +10,15 @@ import dj_database_url
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
-from monitor.env import env_bool, env_ca_bundle, env_int, env_list, env_str, known_ec2_regions
+from monitor.env import (
+    env_bool,
+    env_ca_bundle,
+    env_int,
+    env_list,
+    env_str,
+    env_tags,
+    known_ec2_regions,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -248,6 +256,21 @@ CML_MAX_RESPONSE_BYTES = env_int("CML_MAX_RESPONSE_BYTES", 5_000_000, minimum=10
 # The AWS phase of a cycle (every region at once, boto3's retries included) ends by this.
 AWS_DEADLINE_SECONDS = env_int("AWS_DEADLINE_SECONDS", 60, minimum=5)
 
+# --- Actions ---
+# How long a start, stop, terminate or licence registration is followed before it is recorded
+# as failed (the task polls EC2 or CML every few seconds until then).
+ACTION_DEADLINE_SECONDS = env_int("ACTION_DEADLINE_SECONDS", 600, minimum=10)
+LAB_IMPORT_MAX_BYTES = env_int("LAB_IMPORT_MAX_BYTES", 5 * 1024 * 1024, minimum=1024)
+# Scheduled import of new EC2 instances carrying every one of these tags (KEY=VALUE, comma
+# separated); off when empty.
+AUTO_IMPORT_TAGS = env_tags("AUTO_IMPORT_TAGS")
+AUTO_IMPORT_INTERVAL_SECONDS = env_int("AUTO_IMPORT_INTERVAL_SECONDS", 3600)
+if AUTO_IMPORT_INTERVAL_SECONDS < 60 or AUTO_IMPORT_INTERVAL_SECONDS % 60:
+    raise ImproperlyConfigured(
+        f"AUTO_IMPORT_INTERVAL_SECONDS={AUTO_IMPORT_INTERVAL_SECONDS}: use whole minutes, "
+        "a multiple of 60 seconds, at least 60"
+    )
+
 # --- django-q2 ----------------------------------------------------------------------------------
 # timeout > the cycle's own deadline, retry > timeout (else a task runs twice), no catch-up.
 # The AWS and CML parts of a cycle end by their deadlines whatever the fleet does; q2's task
@@ -258,8 +281,8 @@ Q_CLUSTER = {
     "name": "fleet",
     "orm": "default",
     "workers": env_int("Q_WORKERS", 2, minimum=1),
-    "timeout": _CYCLE_BOUND + 120,
-    "retry": _CYCLE_BOUND + 240,
+    "timeout": max(_CYCLE_BOUND, ACTION_DEADLINE_SECONDS) + 120,
+    "retry": max(_CYCLE_BOUND, ACTION_DEADLINE_SECONDS) + 240,
     "max_attempts": 1,
     "catch_up": False,
     "cache": "default",

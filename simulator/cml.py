@@ -10,7 +10,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from simulator.cml_worker import Reply, SimulatedCML, error_reply, json_reply
 
@@ -130,7 +130,12 @@ class CMLSimulator:
     # --- request handling (called from the handler threads) -----------------------------------
 
     def handle(
-        self, method: str, raw_path: str, body: bytes, authorization: str | None
+        self,
+        method: str,
+        raw_path: str,
+        body: bytes,
+        authorization: str | None,
+        query: dict[str, str] | None = None,
     ) -> Reply | None:
         """Answer one request; None when the server stopped while the request waited."""
         path = urlsplit(raw_path).path
@@ -145,7 +150,7 @@ class CMLSimulator:
         worker.record_request(match["path"])
         if not self._wait(worker):
             return None
-        return worker.respond(method, match["path"], body, authorization)
+        return worker.respond(method, match["path"], body, authorization, query or {})
 
     def _wait(self, worker: SimulatedCML) -> bool:
         """Apply the worker's latency and hang; False if the server stops meanwhile."""
@@ -229,6 +234,12 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self._dispatch("POST")
 
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
     def _dispatch(self, method: str) -> None:
         try:
             length = int(self.headers.get("Content-Length") or 0)
@@ -237,7 +248,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         body = self.rfile.read(length) if length > 0 else b""
         reply = self.server.simulator.handle(
-            method, self.path, body, self.headers.get("Authorization")
+            method, self.path, body, self.headers.get("Authorization"), _query(self.path)
         )
         if reply is None:
             self.close_connection = True
@@ -253,6 +264,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:
         pass  # quiet: benchmarks serve thousands of requests
+
+
+def _query(raw_path: str) -> dict[str, str]:
+    return dict(parse_qsl(urlsplit(raw_path).query))
 
 
 def _close(connection: socket.socket) -> None:

@@ -141,9 +141,11 @@ def licensing_payload(
     authorization_status: str,
     is_enterprise: bool,
     nodes_in_use: int,
+    now: datetime | None = None,
 ) -> dict[str, Any]:
-    """`GET /licensing`, as CML 2.9 reports a Smart Licensing registration."""
-    now = datetime.now(UTC)
+    """`GET /licensing`, as CML 2.9 reports a Smart Licensing registration. `now` anchors its
+    dates (pass a fixed moment so that the answer, like a real server's, is stable)."""
+    now = now or datetime.now(UTC)
     registered = registration_status == "COMPLETED"
     return {
         "registration": {

@@ -98,6 +98,11 @@ class SimulatedCML:
     is_enterprise: bool = True
     registration_status: str = "COMPLETED"
     authorization_status: str = "IN_COMPLIANCE"
+    registration_steps: int = 1  # reads of /licensing a registration stays IN_PROGRESS for
+    registration_left: int = 0
+    registration_will_fail: bool = False
+    registration_failure: str | None = None
+    licensed_at: datetime = field(default_factory=lambda: datetime.now(UTC).replace(microsecond=0))
     username: str = "admin"
     password: str = "simulated-password"
     cpu_count: int = 32
@@ -148,7 +153,16 @@ class SimulatedCML:
 
     def reset_faults(self) -> None:
         """Every fault knob, and the licence, back to its default (between tests)."""
-        resettable = {*KNOB_TYPES, "licensed", "registration_status", "authorization_status"}
+        resettable = {
+            *KNOB_TYPES,
+            "licensed",
+            "registration_status",
+            "authorization_status",
+            "registration_steps",
+            "registration_left",
+            "registration_will_fail",
+            "registration_failure",
+        }
         for spec in fields(self):
             if spec.name in resettable:
                 setattr(self, spec.name, spec.default)
@@ -160,13 +174,20 @@ class SimulatedCML:
 
     # --- API -----------------------------------------------------------------------------------
 
-    def respond(self, method: str, path: str, body: bytes, authorization: str | None) -> Reply:
+    def respond(
+        self,
+        method: str,
+        path: str,
+        body: bytes,
+        authorization: str | None,
+        query: dict[str, str] | None = None,
+    ) -> Reply:
         """Answer one request to `/api/v0{path}` (path without the query string)."""
         if self.not_ready:
             return Reply(502, NGINX_502, "text/html")
         if self.http_500:
             return error_reply(500, "Internal Server Error: simulated fault")
-        reply = self._route(method, path, body, authorization)
+        reply = self._route(method, path, body, authorization, query or {})
         if reply.status != 200:
             return reply
         if self.empty_body:
@@ -177,13 +198,26 @@ class SimulatedCML:
             return Reply(200, reply.body[: len(reply.body) // 2])
         return reply
 
-    def _route(self, method: str, path: str, body: bytes, authorization: str | None) -> Reply:
+    def _route(
+        self, method: str, path: str, body: bytes, authorization: str | None, query: dict
+    ) -> Reply:
+        from simulator.cml_actions import act  # imported here: it builds on this module
+
         if path == "/authenticate":
             return self._authenticate(body) if method == "POST" else _not_allowed()
         if path == "/system_information":
             return (
                 json_reply(200, self._system_information()) if method == "GET" else _not_allowed()
             )
+        if method != "GET" or path.endswith("/download"):
+            if not self._accept_token(authorization):
+                return error_reply(
+                    401, "Authentication required: missing, invalid or expired token"
+                )
+            with self.lock:
+                reply = act(self, method, path, body, query)
+            if reply is not None:
+                return reply
         render = self._renderer(path)
         if render is None:
             return error_reply(404, f"Not found: {path}")
@@ -297,7 +331,10 @@ class SimulatedCML:
         return labs
 
     def _licensing(self) -> dict[str, Any]:
-        return licensing_payload(
+        from simulator.cml_actions import licensing_step  # (see _route)
+
+        licensing_step(self)
+        payload = licensing_payload(
             self.computes[0].hostname,
             registration_status=self.registration_status,
             authorization_status=self.authorization_status,
@@ -305,7 +342,12 @@ class SimulatedCML:
             nodes_in_use=sum(
                 lab["node_count"] for lab in self.labs.values() if lab["state"] == "STARTED"
             ),
+            now=self.licensed_at,
         )
+        if self.registration_failure:
+            payload["registration"]["register_time"]["status"] = "FAILED"
+            payload["registration"]["register_time"]["failure"] = self.registration_failure
+        return payload
 
     # --- drift ---------------------------------------------------------------------------------
 

@@ -6,7 +6,12 @@ from django.db import connection
 
 from fleet.models import Worker
 
-pytest_plugins = ["tests.fleet_fixtures", "tests.browser_fixtures", "tests.live_fixtures"]
+pytest_plugins = [
+    "tests.fleet_fixtures",
+    "tests.browser_fixtures",
+    "tests.live_fixtures",
+    "tests.action_fixtures",
+]
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

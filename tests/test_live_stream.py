@@ -322,9 +322,10 @@ def test_the_worker_page_opens_one_stream_for_its_sections(client, viewer, worke
     html = client.get(f"/workers/{worker.pk}/").content.decode()
     (url,) = re.findall(r'sse-connect="([^"]+)"', html)
     assert url == (
-        f"/events/?fragments=aws,cml,history,labs&amp;workers={worker.pk}&amp;last_event_id=0"
+        f"/events/?fragments=aws,cml,history,labs,actions&amp;workers={worker.pk}"
+        "&amp;last_event_id=0"
     )
-    for fragment in ("aws", "cml", "history", "labs"):
+    for fragment in ("aws", "cml", "history", "labs", "actions"):
         assert f'sse-swap="worker-{worker.pk}-{fragment}"' in html
 
 

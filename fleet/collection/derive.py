@@ -131,6 +131,8 @@ def _from_cml(cml: CMLObservation) -> dict[str, Any]:
     if cml.ok:
         if cml.license_state is not None:
             fields["license_state"] = cml.license_state
+        if cml.licence is not None:
+            fields["licence"] = cml.licence
         fields.update({name: _stored(getattr(cml, name)) for name in CML_STATS.fields})
     if cml.labs is not None:
         fields["labs_count"] = len(cml.labs)

@@ -166,11 +166,27 @@ def _fit_cml(cml: CMLObservation, notes: Notes) -> CMLObservation:
         cml,
         error=text(cml.error, "CML error", notes, ERROR_MAX),
         cml_version=column_text(Worker, "cml_version", cml.cml_version, "CML version", notes),
+        licence=fit_licence(cml.licence, notes),
         compute_hosts=tuple(_fit_host(host, notes) for host in cml.compute_hosts),
-        labs=None if cml.labs is None else _fit_labs(cml.labs, notes),
+        labs=None if cml.labs is None else fit_labs(cml.labs, notes),
         notes=(),  # now in the worker's notes
         **figures,
     )
+
+
+def fit_licence(licence: dict | None, notes: Notes) -> dict | None:
+    """The licence summary (a JSON field) with every text fit for PostgreSQL."""
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, str):
+            return text(value, "CML /licensing", notes, ERROR_MAX)
+        if isinstance(value, dict):
+            return {key: clean(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [clean(item) for item in value]
+        return value
+
+    return None if licence is None else clean(licence)
 
 
 def _figure(name: str, value: float | None, notes: Notes) -> float | None:
@@ -202,7 +218,7 @@ def _fit_host(host: dict[str, Any], notes: Notes) -> dict[str, Any]:
     return fitted
 
 
-def _fit_labs(labs: tuple[LabObservation, ...], notes: Notes) -> tuple[LabObservation, ...]:
+def fit_labs(labs: tuple[LabObservation, ...], notes: Notes) -> tuple[LabObservation, ...]:
     """Labs that fit their columns; a lab whose id cannot be stored is skipped, and said so."""
     id_max = Lab._meta.get_field("lab_id").max_length
     fitted: dict[str, LabObservation] = {}

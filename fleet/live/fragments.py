@@ -12,7 +12,16 @@ from django.template.loader import render_to_string
 
 from fleet.live.history import attach_history
 from fleet.models import Worker
-from fleet.models.field_groups import CLOUDWATCH, CML, CML_STATS, EC2, IDENTITY, LABS, LICENCE
+from fleet.models.field_groups import (
+    ACTIONS,
+    CLOUDWATCH,
+    CML,
+    CML_STATS,
+    EC2,
+    IDENTITY,
+    LABS,
+    LICENCE,
+)
 from fleet.models.samples import SAMPLED_CML_FIGURES
 
 WORKER_FRAGMENTS = {
@@ -21,6 +30,7 @@ WORKER_FRAGMENTS = {
     "cml": "fleet/partials/worker_cml.html",
     "labs": "fleet/partials/worker_labs.html",
     "history": "fleet/partials/worker_history.html",
+    "actions": "fleet/partials/worker_actions.html",
 }
 NEEDS_HISTORY = {"row", "history"}
 
@@ -37,8 +47,9 @@ FRAGMENT_FIELDS = {
         "labs_count",
         "labs",
         "last_polled_at",
+        *ACTIONS.fields,
     },
-    "aws": {*EC2.fields, *CLOUDWATCH.fields},
+    "aws": {*EC2.fields, *CLOUDWATCH.fields, *ACTIONS.fields},
     "cml": {
         *CML.fields,
         *CML_STATS.fields,
@@ -46,9 +57,12 @@ FRAGMENT_FIELDS = {
         "last_polled_at",
         "last_error",
         "consecutive_failures",
+        *ACTIONS.fields,
     },
     "labs": {*LABS.fields, "labs"},
     "history": {*CLOUDWATCH.fields, *SAMPLED_CML_FIGURES, "labs_count"},
+    # "actions": the worker's audit entries (fleet/actions writes it with every entry).
+    "actions": {"actions"},
 }
 
 

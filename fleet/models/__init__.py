@@ -1,12 +1,15 @@
 """What is stored, split by meaning; everything is importable from `fleet.models`."""
 
+from fleet.models.actions import ActionEntry, ActionName, ActionOutcome
 from fleet.models.changes import Change, ChangeKind
 from fleet.models.labs import Lab, LabState
 from fleet.models.runs import CollectionRun, RunKind, RunScope, RunStatus, RunTrigger
 from fleet.models.samples import Sample
 from fleet.models.workers import (
+    INSTANCE_ID_RE,
     CheckStatus,
     LicenseState,
+    PendingAction,
     ServiceStatus,
     Worker,
     WorkerStatus,
@@ -16,6 +19,11 @@ from fleet.models.workers import (
 )
 
 __all__ = [
+    "INSTANCE_ID_RE",
+    "ActionEntry",
+    "ActionName",
+    "ActionOutcome",
+    "PendingAction",
     "Change",
     "ChangeKind",
     "CheckStatus",

@@ -44,13 +44,15 @@ CML_STATS = FieldGroup(
         "compute_hosts",
     ),
 )
-LICENCE = FieldGroup("Licence", ("license_state",))
+LICENCE = FieldGroup("Licence", ("license_state", "licence"))
 # Labs live on the worker's disk: a stopped worker keeps them.
 LABS = FieldGroup("Labs", ("labs_count", "labs_polled_at"))
+# A long action in flight (fleet/actions): "stopping…" on every page until it settles.
+ACTIONS = FieldGroup("Pending action", ("pending_action", "pending_since"))
 COLLECTION = FieldGroup(
     "Collection", ("last_polled_at", "last_error", "consecutive_failures", "created_at")
 )
 
-OBSERVED = (EC2, CLOUDWATCH, CML, CML_STATS, LICENCE, LABS, COLLECTION)
+OBSERVED = (EC2, CLOUDWATCH, CML, CML_STATS, LICENCE, LABS, ACTIONS, COLLECTION)
 # Reset to their defaults when the worker stops or CML can no longer be asked.
 CLEARED_WHEN_CML_DOWN = (*CML.fields, *CML_STATS.fields, *LICENCE.fields)

@@ -71,6 +71,16 @@ class LicenseState(models.TextChoices):
     UNKNOWN = "unknown"
 
 
+class PendingAction(models.TextChoices):
+    """A long action in flight on a worker, shown at once ("stopping…") until it settles."""
+
+    NONE = "", "none"
+    START = "start", "starting…"
+    STOP = "stop", "stopping…"
+    TERMINATE = "terminate", "terminating…"
+    REGISTER = "register", "registering licence…"
+
+
 RUNNING = models.Q(status=WorkerStatus.RUNNING)
 # Running, but CML does not answer well or an EC2 status check is failing.
 IN_TROUBLE = RUNNING & (
@@ -177,6 +187,13 @@ class Worker(models.Model):
     last_error = models.TextField(blank=True)
     consecutive_failures = models.PositiveIntegerField(default=0)
 
+    # A long action in flight (fleet/actions), shown until it settles.
+    pending_action = models.CharField(max_length=12, blank=True, default="")
+    pending_since = models.DateTimeField(null=True, blank=True)
+    licence = models.JSONField(
+        default=dict, blank=True, help_text="Registration, authorization and features."
+    )
+
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = WorkerQuerySet.as_manager()
@@ -200,6 +217,11 @@ class Worker(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("fleet:worker_detail", args=[self.pk])
+
+    @property
+    def pending_label(self) -> str:
+        """ "stopping…" while a long action is in flight, else empty."""
+        return PendingAction(self.pending_action).label if self.pending_action else ""
 
     @property
     def cml_memory_percent(self) -> float | None:

@@ -11,17 +11,15 @@ from django.template.loader import render_to_string
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
-from fleet.collection.collect import collect
+from fleet.actions.refresh import refresh_all, refresh_worker
 from fleet.live.fragments import render_worker_fragments
 from fleet.live.history import attach_history
-from fleet.models import CollectionRun, RunKind, RunTrigger, ServiceStatus, Worker, WorkerStatus
+from fleet.models import CollectionRun, ServiceStatus, Worker, WorkerStatus
 from fleet.models.changes import log_position
-from fleet.tasks import next_metrics_cycle_at, queue_refresh_all
+from fleet.tasks import next_metrics_cycle_at
 from fleet.web.csv_export import workers_csv
 from fleet.web.health import fleet_health
 from fleet.web.worker_list import PER_PAGE, SORTS, filtered_workers, parse_list_state
-
-REFRESH_DEADLINE_SECONDS = 20
 
 
 @require_GET
@@ -69,19 +67,7 @@ def worker_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @permission_required("fleet.refresh_worker", raise_exception=True)
 def worker_refresh(request: HttpRequest, pk: int) -> HttpResponse:
     """Collect one worker now (labs included) and answer with its fresh fragments."""
-    worker = get_object_or_404(Worker, pk=pk)
-    interval = settings.REFRESH_MIN_INTERVAL_SECONDS
-    if worker.polled_within(interval):
-        note = f"{worker} was refreshed {worker.seconds_since_poll()} s ago; showing that."
-    else:
-        run = collect(
-            [pk],
-            kind=RunKind.FULL,
-            trigger=RunTrigger.REFRESH,
-            worker_deadline=REFRESH_DEADLINE_SECONDS,
-        )
-        error = run.errors.get(str(pk)) or run.message
-        note = f"Refreshed {worker}." + (f" Error: {error}" if error else "")
+    note = refresh_worker(request.user, get_object_or_404(Worker, pk=pk)).message
     worker = Worker.objects.prefetch_related("labs").get(pk=pk)
     if request.htmx:
         return HttpResponse(render_worker_fragments(worker, request) + _toast(note))
@@ -93,10 +79,7 @@ def worker_refresh(request: HttpRequest, pk: int) -> HttpResponse:
 @permission_required("fleet.refresh_worker", raise_exception=True)
 async def fleet_refresh(request: HttpRequest) -> HttpResponse:
     """Queue a full collection (labs included) for the cluster, at most one at a time."""
-    if await sync_to_async(queue_refresh_all)():
-        note = "A collection of every worker is queued; the pages update as it runs."
-    else:
-        note = "A collection of every worker is already queued or running; one at a time."
+    note = (await sync_to_async(refresh_all)(request.user)).message
     if request.htmx:
         return HttpResponse(_toast(note))
     await sync_to_async(messages.info)(request, note)

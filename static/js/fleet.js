@@ -42,3 +42,40 @@ document.addEventListener("htmx:sseOpen", (event) => {
     source.addEventListener("reload", () => window.location.reload());
   }
 });
+
+// <time data-elapsed datetime="..."> counts up from its moment ("12 s", "2 min 5 s"): how long a
+// pending action ("stopping…") has been in flight.
+function elapsed() {
+  for (const element of document.querySelectorAll("time[data-elapsed]")) {
+    const seconds = Math.max(0, Math.round((Date.now() - Date.parse(element.dateTime)) / 1000));
+    if (Number.isNaN(seconds)) continue;
+    const minutes = Math.floor(seconds / 60);
+    element.textContent = (minutes ? `${minutes} min ` : "") + `${seconds % 60} s`;
+  }
+}
+elapsed();
+setInterval(elapsed, 1000);
+document.addEventListener("htmx:afterSettle", elapsed);
+document.addEventListener("htmx:sseMessage", elapsed);
+
+// Bulk selection survives live row updates: the selected worker ids are kept here and put back
+// on the checkboxes after every swap. "Select all" selects the rows on screen.
+const selected = new Set();
+function restoreSelection() {
+  for (const box of document.querySelectorAll('input[name="pks"][form="bulk-form"]')) {
+    box.checked = selected.has(box.value);
+  }
+}
+document.addEventListener("change", (event) => {
+  const box = event.target;
+  if (box.id === "select-all") {
+    for (const row of document.querySelectorAll('input[name="pks"][form="bulk-form"]')) {
+      row.checked = box.checked;
+      if (box.checked) selected.add(row.value); else selected.delete(row.value);
+    }
+  } else if (box.name === "pks" && box.getAttribute("form") === "bulk-form") {
+    if (box.checked) selected.add(box.value); else selected.delete(box.value);
+  }
+});
+document.addEventListener("htmx:sseMessage", restoreSelection);
+document.addEventListener("htmx:afterSettle", restoreSelection);

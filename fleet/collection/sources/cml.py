@@ -21,6 +21,7 @@ import httpx
 
 from fleet.collection.sources.cml_parse import (
     Notes,
+    licence_summary,
     license_state,
     parse_lab,
     parse_stats,
@@ -57,6 +58,7 @@ class CMLObservation:
     cml_version: str = ""  # system_information.version
     cml_ready: bool | None = None  # system_information.ready
     license_state: str | None = "unknown"  # a LicenseState value (cml_parse); None: not read
+    licence: dict[str, Any] | None = None  # cml_parse.licence_summary; None: not read
     cml_cpu_percent: float | None = None  # system_stats all.cpu.percent, 0-100
     cml_memory_used: int | None = None  # bytes, all computes
     cml_memory_total: int | None = None
@@ -122,7 +124,7 @@ async def observe_cml(
     # One small connection pool per worker, all sharing one TLS context (the costly part to
     # build). A single pool shared by every worker would be simpler, but httpcore scans all of a
     # pool's connections on every request, so its CPU grows with the square of the fleet.
-    tls = _tls_context(verify_tls, ca_bundle)
+    tls = tls_context(verify_tls, ca_bundle)
     limits = httpx.Limits(max_connections=CALLS_AT_ONCE, max_keepalive_connections=CALLS_AT_ONCE)
     # No pool timeout: waiting for a connection is bounded by the worker's deadline instead.
     timeout = httpx.Timeout(request_timeout, pool=None)
@@ -163,7 +165,7 @@ async def observe_cml(
     return {target.key: result for target, result in zip(targets, results, strict=True)}
 
 
-def _tls_context(verify: bool, ca_bundle: str | None) -> ssl.SSLContext:
+def tls_context(verify: bool, ca_bundle: str | None) -> ssl.SSLContext:
     if verify:
         return ssl.create_default_context(cafile=ca_bundle or certifi.where())
     context = ssl.create_default_context()
@@ -217,6 +219,7 @@ async def _observe_worker(api: _WorkerAPI, read_labs: bool, read_licence: bool) 
         cml_version=version,
         cml_ready=ready,
         license_state=license_state(licensing) if read_licence else None,
+        licence=licence_summary(licensing, notes) if read_licence and licensing else None,
         labs=answers[required] if read_labs else None,
         **parse_stats(stats, notes),
         notes=tuple(notes),

@@ -57,6 +57,34 @@ def license_state(licensing: dict) -> str:
     return "unknown"
 
 
+def licence_summary(licensing: dict, notes: Notes) -> dict[str, Any]:
+    """What the worker page shows of /licensing: registration and authorization status and
+    expiry, the Smart Account, and each feature's name, status and use."""
+    where = "CML /licensing"
+    registration = _dict(licensing.get("registration"), f"{where} registration", notes)
+    authorization = _dict(licensing.get("authorization"), f"{where} authorization", notes)
+    features = licensing.get("features")
+    return {
+        "registration": _status(registration),
+        "registration_expires": _str(registration.get("expires"), f"{where} expires", notes),
+        "smart_account": _str(registration.get("smart_account"), f"{where} account", notes),
+        "authorization": _status(authorization),
+        "authorization_expires": _str(
+            authorization.get("expires"), f"{where} authorization expires", notes
+        ),
+        "features": [
+            {
+                "name": _str(feature.get("name") or feature.get("id"), f"{where} feature", notes),
+                "status": _str(feature.get("status"), f"{where} feature status", notes),
+                "in_use": _int(feature.get("in_use"), f"{where} feature in_use", notes),
+                "max": _int(feature.get("max"), f"{where} feature max", notes),
+            }
+            for feature in (features if isinstance(features, list) else [])
+            if isinstance(feature, dict)
+        ],
+    }
+
+
 def parse_stats(stats: dict, notes: Notes) -> dict[str, Any]:
     """CMLObservation's resource fields from /system_stats (bytes; CPU percent 0-100)."""
     where = "CML /system_stats"

@@ -1,11 +1,15 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from fleet.collection.collect import collect
-from fleet.models import RunKind, RunStatus, RunTrigger, Worker
+from fleet.actions.audit import system_actor
+from fleet.actions.refresh import refresh_now
+from fleet.models import RunStatus, Worker
 
 
 class Command(BaseCommand):
-    help = "Collect some or all workers now (the same path as the schedule) and print a summary."
+    help = (
+        "Collect some or all workers now (the same path as the schedule) and print a summary; "
+        "audited as the system, run by this OS account."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument(
@@ -19,11 +23,7 @@ class Command(BaseCommand):
             unknown = sorted(set(pks) - known)
             if unknown:
                 raise CommandError(f"unknown worker id(s): {', '.join(map(str, unknown))}")
-        run = collect(
-            pks or None,
-            kind=RunKind.METRICS if no_labs else RunKind.FULL,
-            trigger=RunTrigger.COMMAND,
-        )
+        _, run = refresh_now(None, pks, labs=not no_labs, actor=system_actor())
         self.stdout.write(run.summary())
         for pk, error in sorted(run.errors.items(), key=lambda item: int(item[0])):
             self.stdout.write(f"  worker {pk}: {error}")
