@@ -422,6 +422,14 @@ def test_the_catch_up_replays_the_progress_of_a_cycle(feed, viewer, worker):
     before = commit_change(worker, "cml_version")
     (progress,) = record_changes([(None, ChangeKind.FLEET, ["run"])])
 
+    (event,) = _caught_up_after(before, worker, session)
+    assert (event.event, event.id) == ("fleet-progress", str(progress.pk))
+    assert "4 of 10 workers" in event.data
+
+
+def _caught_up_after(before, worker, session) -> list:
+    """The events a page showing `worker` gets when it reconnects after the change `before`."""
+
     async def scenario():
         stream = await open_stream(
             f"/events/?workers={worker.pk}", session, headers=[("Last-Event-ID", str(before.pk))]
@@ -430,9 +438,8 @@ def test_the_catch_up_replays_the_progress_of_a_cycle(feed, viewer, worker):
         await stream.disconnect()
         return text
 
-    (event,), _ = parse_sse(run(scenario))
-    assert (event.event, event.id) == ("fleet-progress", str(progress.pk))
-    assert "4 of 10 workers" in event.data
+    events, _ = parse_sse(run(scenario))
+    return events
 
 
 @pytest.mark.parametrize("kind", ["created", "deleted"])
@@ -441,15 +448,7 @@ def test_the_catch_up_replays_added_and_removed_workers(feed, viewer, worker, ki
     before = commit_change(worker, "cml_version")
     (change,) = record_changes([(worker.pk + 100, kind, [])])  # a worker this page does not show
 
-    async def scenario():
-        stream = await open_stream(
-            f"/events/?workers={worker.pk}", session, headers=[("Last-Event-ID", str(before.pk))]
-        )
-        text = await stream.read_until(opened)
-        await stream.disconnect()
-        return text
-
-    (event,), _ = parse_sse(run(scenario))
+    (event,) = _caught_up_after(before, worker, session)
     assert (event.event, event.id) == ("fleet-changed", str(change.pk))
     assert "Workers were added or removed" in event.data
 
