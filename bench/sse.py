@@ -4,8 +4,9 @@ worker, and how fast and how precisely each change arrives.
     python bench/sse.py --clients 1000 --workers 100 [--per-client 1]
 
 Each client subscribes to --per-client workers (spread evenly). Every worker is then changed
-once, each in its own committed transaction that also writes the change log, as the collection
-does. Latency runs from that commit to the event's arrival. The last line is key=value pairs:
+once (after every stream is open and caught up), each in its own committed transaction that
+also writes the change log, as the collection does. Latency runs from that commit to the event's
+arrival. The last line is key=value pairs:
 
     clients workers events_expected events_received irrelevant p50_ms p95_ms max_ms
     rss_kb_per_client
@@ -126,7 +127,7 @@ class Client:
                 if not line:
                     return
                 text = line.decode().rstrip("\r\n")
-                if text.startswith("retry:"):
+                if text.startswith("id:"):  # the stream is open and caught up (its first id line)
                     self.ready.set()
                 elif text.startswith("event: worker-"):
                     pk = int(text.split("-")[1])
