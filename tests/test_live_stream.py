@@ -274,19 +274,21 @@ def test_the_stream_ends_itself_after_its_longest_life(feed, layer, viewer, work
     assert layer.groups == {}
 
 
+def connections_to_this_database() -> int:
+    """The PostgreSQL sessions open on the test database (this helper's own is closed after)."""
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            )
+            return cursor.fetchone()[0]
+    finally:
+        connection.close()
+
+
 @pytest.mark.postgres
 def test_open_streams_hold_no_database_connection(feed, viewer, worker):
     session = session_of(viewer)
-
-    def connections_to_this_database() -> int:
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                )
-                return cursor.fetchone()[0]
-        finally:
-            connection.close()  # this helper's own
 
     async def scenario():
         await feed.step()
@@ -723,16 +725,6 @@ def test_a_failed_user_check_keeps_the_stream(feed, viewer, worker, monkeypatch,
 def test_user_checks_use_no_connection_of_their_own(feed, viewer, worker, monkeypatch):
     monkeypatch.setattr(live_stream, "KEEP_ALIVE_SECONDS", 0.05)
     session = session_of(viewer)
-
-    def connections_to_this_database() -> int:
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                )
-                return cursor.fetchone()[0]
-        finally:
-            connection.close()
 
     async def scenario():
         await feed.step()  # the feed's own connection is open from here on

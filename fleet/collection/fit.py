@@ -21,6 +21,7 @@ HOSTNAME_MAX = 255  # compute host names, kept in the compute_hosts JSON field
 ERROR_MAX = 1000  # an error message from a source, before it joins last_error
 NOTES_MAX = 10  # distinct notes kept per worker; the rest are counted
 
+WORKER_COLUMNS = {field.name: field for field in Worker._meta.concrete_fields}
 # The portable ranges (PostgreSQL's), so SQLite keeps exactly the same values.
 _RANGES = BaseDatabaseOperations.integer_field_ranges
 
@@ -205,9 +206,8 @@ def _fit_host(host: dict[str, Any], notes: Notes) -> dict[str, Any]:
     where = "CML /system_stats compute"
     fitted = dict(host)
     fitted["hostname"] = text(host.get("hostname", ""), f"{where} hostname", notes, HOSTNAME_MAX)
-    columns = {field.name: field for field in Worker._meta.concrete_fields}
     for name, value in host.items():
-        field = columns.get(name) or columns.get(f"cml_{name}")
+        field = WORKER_COLUMNS.get(name) or WORKER_COLUMNS.get(f"cml_{name}")
         if field is None:  # hostname, is_controller
             continue
         label = f"{where} {name.replace('_', ' ')}"
