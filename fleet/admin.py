@@ -12,11 +12,13 @@ from django.db import transaction
 from fleet import admin_tasks  # noqa: F401  (django-q2's task pages, re-registered)
 from fleet.models import ActionEntry, ChangeKind, CollectionRun, Lab, Worker
 from fleet.models.changes import record_change, record_changes
-from fleet.models.field_groups import IDENTITY, OBSERVED
+from fleet.models.field_groups import OBSERVED, SET_BY_PEOPLE
 
 # Everything else is observed by the collection (and the primary key).
 OBSERVED_WORKER_FIELDS = [
-    f.name for f in Worker._meta.fields if f.name not in {"id", *IDENTITY.fields}
+    f.name
+    for f in Worker._meta.fields
+    if f.name != "id" and not any(f.name in group.fields for group in SET_BY_PEOPLE)
 ]
 
 
@@ -49,7 +51,10 @@ class WorkerAdmin(admin.ModelAdmin):
     readonly_fields = OBSERVED_WORKER_FIELDS
     inlines = [LabInline]
     fieldsets = [
-        (None, {"fields": IDENTITY.fields}),
+        *(
+            (group.title if i else None, {"fields": group.fields})
+            for i, group in enumerate(SET_BY_PEOPLE)
+        ),
         *((f"{group.title} (observed)", {"fields": group.fields}) for group in OBSERVED),
     ]
 

@@ -271,6 +271,19 @@ if AUTO_IMPORT_INTERVAL_SECONDS < 60 or AUTO_IMPORT_INTERVAL_SECONDS % 60:
         "a multiple of 60 seconds, at least 60"
     )
 
+# --- Idle workers and alerts ---
+# How often CML's telemetry is read for activity; whole minutes (a django-q2 schedule).
+ACTIVITY_INTERVAL_SECONDS = env_int("ACTIVITY_INTERVAL_SECONDS", 900)
+if ACTIVITY_INTERVAL_SECONDS < 60 or ACTIVITY_INTERVAL_SECONDS % 60:
+    raise ImproperlyConfigured(
+        f"ACTIVITY_INTERVAL_SECONDS={ACTIVITY_INTERVAL_SECONDS}: use whole minutes, "
+        "a multiple of 60 seconds, at least 60"
+    )
+IDLE_THRESHOLD_MINUTES = env_int("IDLE_THRESHOLD_MINUTES", 60, minimum=5)
+IDLE_WARNING_MINUTES = env_int("IDLE_WARNING_MINUTES", 15, minimum=1)
+AUTO_PAUSE_DEFAULT = env_bool("AUTO_PAUSE_DEFAULT", False)
+ALERT_AFTER_CYCLES = env_int("ALERT_AFTER_CYCLES", 3, minimum=1)
+
 # --- django-q2 ----------------------------------------------------------------------------------
 # timeout > the cycle's own deadline, retry > timeout (else a task runs twice), no catch-up.
 # The AWS and CML parts of a cycle end by their deadlines whatever the fleet does; q2's task

@@ -6,12 +6,12 @@ from collections import Counter
 from fleet.collection.derive import WorkerObservation, derive_changes
 from fleet.collection.sources.aws import InstanceObservation
 from fleet.models import Worker
-from fleet.models.field_groups import CML, CML_STATS, IDENTITY, LICENCE, OBSERVED
+from fleet.models.field_groups import CML, CML_STATS, LICENCE, OBSERVED, SET_BY_PEOPLE
 
 
 def test_every_worker_field_belongs_to_exactly_one_group():
     fields = {f.name for f in Worker._meta.concrete_fields} - {"id"}
-    grouped = Counter(name for group in (IDENTITY, *OBSERVED) for name in group.fields)
+    grouped = Counter(name for group in (*SET_BY_PEOPLE, *OBSERVED) for name in group.fields)
     assert set(grouped) == fields, (
         f"in no group: {sorted(fields - set(grouped))}; not fields: {sorted(set(grouped) - fields)}"
     )

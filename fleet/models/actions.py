@@ -55,6 +55,9 @@ class ActionEntry(models.Model):
     outcome = models.CharField(
         max_length=12, choices=ActionOutcome.choices, default=ActionOutcome.PENDING
     )
+    reason = models.CharField(
+        max_length=32, blank=True, help_text='Why the system acted, e.g. "idle" for auto-pause.'
+    )
     message = models.TextField(blank=True)
     started_at = models.DateTimeField(default=timezone.now, db_index=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -23,6 +23,7 @@ EC2 = FieldGroup(
         "public_ip",
         "private_ip",
         "tags",
+        "running_since",
     ),
 )
 # CloudWatch's figures: InstanceObservation carries them under these names.
@@ -49,10 +50,26 @@ LICENCE = FieldGroup("Licence", ("license_state", "licence"))
 LABS = FieldGroup("Labs", ("labs_count", "labs_polled_at"))
 # A long action in flight (fleet/actions): "stopping…" on every page until it settles.
 ACTIONS = FieldGroup("Pending action", ("pending_action", "pending_since"))
+# CML's telemetry, read by the activity job (not by the collection cycles).
+ACTIVITY = FieldGroup(
+    "Activity",
+    (
+        "last_activity_at",
+        "recent_activity",
+        "activity_seen_until",
+        "activity_read_at",
+        "activity_error",
+        "idle_since",
+        "idle_stop_at",
+    ),
+)
+# Set by operators on the worker page (and admins in the admin): auto-pause, snooze, mute.
+IDLE_CONTROLS = FieldGroup("Auto-pause and alerts", ("auto_pause", "snooze_until", "muted_until"))
 COLLECTION = FieldGroup(
     "Collection", ("last_polled_at", "last_error", "consecutive_failures", "created_at")
 )
 
-OBSERVED = (EC2, CLOUDWATCH, CML, CML_STATS, LICENCE, LABS, ACTIONS, COLLECTION)
+SET_BY_PEOPLE = (IDENTITY, IDLE_CONTROLS)
+OBSERVED = (EC2, CLOUDWATCH, CML, CML_STATS, LICENCE, LABS, ACTIONS, ACTIVITY, COLLECTION)
 # Reset to their defaults when the worker stops or CML can no longer be asked.
 CLEARED_WHEN_CML_DOWN = (*CML.fields, *CML_STATS.fields, *LICENCE.fields)

@@ -31,6 +31,11 @@ def validate_region(value: str) -> None:
         )
 
 
+def auto_pause_default() -> bool:
+    """New workers take AUTO_PAUSE_DEFAULT; a callable, so the setting is read at creation."""
+    return settings.AUTO_PAUSE_DEFAULT
+
+
 validate_endpoint = URLValidator(schemes=["http", "https"], message="Enter an http(s) URL.")
 
 
@@ -151,6 +156,9 @@ class Worker(models.Model):
     public_ip = models.GenericIPAddressField("public IP", null=True, blank=True)
     private_ip = models.GenericIPAddressField("private IP", null=True, blank=True)
     tags = models.JSONField(default=dict, blank=True)
+    running_since = models.DateTimeField(
+        null=True, blank=True, help_text="When the instance last started running."
+    )
 
     # CloudWatch (percent 0-100; memory and disk only where the CloudWatch agent runs).
     cpu_percent = models.FloatField("CPU %", null=True, blank=True)
@@ -192,6 +200,36 @@ class Worker(models.Model):
     pending_since = models.DateTimeField(null=True, blank=True)
     licence = models.JSONField(
         default=dict, blank=True, help_text="Registration, authorization and features."
+    )
+
+    # Activity, read from CML's telemetry by fleet/idle/activity.py.
+    last_activity_at = models.DateTimeField(
+        null=True, blank=True, help_text="The newest lab, node or user activity on CML."
+    )
+    recent_activity = models.JSONField(
+        default=list, blank=True, help_text="The last 10 relevant telemetry events, newest first."
+    )
+    activity_seen_until = models.DateTimeField(
+        null=True, blank=True, help_text="The newest telemetry event read: older ones are skipped."
+    )
+    activity_read_at = models.DateTimeField(null=True, blank=True)
+    activity_error = models.CharField(max_length=500, blank=True)
+    idle_since = models.DateTimeField(
+        null=True, blank=True, help_text="Running with no activity since then (the idle rule)."
+    )
+    idle_stop_at = models.DateTimeField(
+        null=True, blank=True, help_text="Warned: auto-pause stops it then, unless used or snoozed."
+    )
+
+    # Set by people: the idle rule and alerts for this worker.
+    auto_pause = models.BooleanField(
+        default=auto_pause_default, help_text="Stop this worker when it is idle."
+    )
+    snooze_until = models.DateTimeField(
+        null=True, blank=True, help_text="Auto-pause leaves it running until then."
+    )
+    muted_until = models.DateTimeField(
+        null=True, blank=True, help_text="No alerts about it until then (maintenance)."
     )
 
     created_at = models.DateTimeField(auto_now_add=True)
