@@ -5,7 +5,17 @@ from django.db.models import Q
 VIEW = ["view_worker", "view_lab", "view_collectionrun", "view_actionentry"]
 # Each action's own permission (fleet.models.ActionEntry.Meta): the operator runs the day to
 # day ones; terminating, importing, registering and deregistering licences are the admin's.
-OPERATE = ["start_worker", "stop_worker", "start_lab", "stop_lab", "wipe_lab", "download_lab"]
+OPERATE = [
+    "start_worker",
+    "stop_worker",
+    "start_lab",
+    "stop_lab",
+    "wipe_lab",
+    "download_lab",
+    "snooze_worker",
+    "set_auto_pause",
+    "mute_worker",
+]
 ROLES = {
     "viewer": VIEW,
     "operator": [*VIEW, "refresh_worker", *OPERATE],

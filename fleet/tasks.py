@@ -82,6 +82,14 @@ def schedules() -> dict[str, tuple[dict, timedelta]]:
             timedelta(minutes=1),
         ),
         "fleet: prune": ({"func": "fleet.tasks.prune", "minutes": 60}, timedelta(minutes=5)),
+        "fleet: read activity": (
+            {
+                "func": "fleet.idle.pause.read_activity",
+                "minutes": settings.ACTIVITY_INTERVAL_SECONDS // 60,
+            },
+            timedelta(minutes=1),
+        ),
+        "fleet: idle pass": ({"func": "fleet.idle.pause.idle_pass", "minutes": 1}, timedelta(0)),
     }
     if settings.AUTO_IMPORT_TAGS:  # off by default
         found[AUTO_IMPORT_SCHEDULE] = (

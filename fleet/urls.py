@@ -22,6 +22,9 @@ urlpatterns += [
     path("workers/<int:pk>/stop", actions.worker_stop, name="worker_stop"),
     path("workers/<int:pk>/terminate", actions.worker_terminate, name="worker_terminate"),
     path("workers/actions", actions.workers_bulk, name="workers_bulk"),
+    path("workers/<int:pk>/snooze", actions.worker_snooze, name="worker_snooze"),
+    path("workers/<int:pk>/mute", actions.worker_mute, name="worker_mute"),
+    path("workers/<int:pk>/auto-pause", actions.worker_auto_pause, name="worker_auto_pause"),
     path("workers/import", actions.workers_import, name="workers_import"),
     *(
         path(

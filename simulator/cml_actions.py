@@ -23,8 +23,28 @@ LAB = re.compile(r"/labs/(?P<lab_id>[^/]+)")
 NO_CONTENT = Reply(204, b"")
 
 
+LAB_EVENTS = {
+    "start": "start_lab",
+    "stop": "stop_lab",
+    "wipe": "wipe_lab",
+    "download": "export_lab",
+}
+
+
 def act(cml: Any, method: str, path: str, body: bytes, query: dict[str, str]) -> Reply | None:
-    """Answer an action request, or None when `path` is not an action (the caller routes it)."""
+    """Answer an action request, or None when `path` is not an action (the caller routes it).
+    Lab operations that succeed are recorded in the telemetry, as the account's activity."""
+    reply = _act(cml, method, path, body, query)
+    match = LAB_VERB.fullmatch(path)
+    category = LAB_EVENTS.get(match["verb"]) if match else None
+    if path == "/import":
+        category = "import_lab"
+    if reply is not None and reply.status in (200, 204) and category:
+        cml.telemetry.record(category, cml.username)
+    return reply
+
+
+def _act(cml: Any, method: str, path: str, body: bytes, query: dict[str, str]) -> Reply | None:
     match = LAB_VERB.fullmatch(path)
     if match:
         lab = cml.labs.get(match["lab_id"])

@@ -22,6 +22,7 @@ from simulator.cml_payloads import (
     licensing_payload,
     stats_payload,
 )
+from simulator.cml_telemetry import Telemetry, user_id
 
 LAB_STATES = ("DEFINED_ON_CORE", "STOPPED", "STARTED")
 LAB_TITLES = (
@@ -41,7 +42,9 @@ KNOB_TYPES: dict[str, tuple[type, ...]] = {
     "bad_data": (str, type(None)),
     "huge_body": (bool,),
     "empty_body": (bool,),
+    "activity": (str, type(None)),  # simulator.cml_telemetry: "active", "idle" or None
 }
+ACTIVITY = ("active", "idle")
 # The values of the `bad_data` knob: odd but possible data in otherwise well-formed answers.
 BAD_DATA = (
     "nul_bytes",  # a NUL character in the first lab's title and in the compute host names
@@ -94,6 +97,7 @@ class SimulatedCML:
     bad_data: str | None = None
     huge_body: bool = False
     empty_body: bool = False
+    activity: str | None = None
     licensed: bool = True
     is_enterprise: bool = True
     registration_status: str = "COMPLETED"
@@ -115,6 +119,7 @@ class SimulatedCML:
     lab_count: InitVar[int | None] = None
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
     computes: list[Compute] = field(init=False, repr=False)
+    telemetry: Telemetry = field(init=False, repr=False)
     _tokens: dict[str, int] = field(init=False, repr=False, default_factory=dict)
     _rng: random.Random = field(init=False, repr=False)
 
@@ -122,6 +127,9 @@ class SimulatedCML:
         self._rng = random.Random(f"{self.seed}:{self.instance_id}")
         count = 2 if self._rng.random() < 0.15 else 1
         self.computes = [Compute.generate(self._rng, is_controller=i == 0) for i in range(count)]
+        self.telemetry = Telemetry(  # its own random stream: the labs' stays as it was
+            random.Random(f"{self.seed}:{self.instance_id}:telemetry"), own_username=self.username
+        )
         for _ in range(self._rng.randint(1, 6) if lab_count is None else lab_count):
             self._add_lab()
 
@@ -143,6 +151,8 @@ class SimulatedCML:
                 raise ValueError(f"{name} must not be negative")
             if name == "bad_data" and value is not None and value not in BAD_DATA:
                 raise ValueError(f"bad_data must be one of {', '.join(BAD_DATA)}")
+            if name == "activity" and value is not None and value not in ACTIVITY:
+                raise ValueError(f"activity must be one of {', '.join(ACTIVITY)} or null")
         for name, value in values.items():
             setattr(self, name, value)
 
@@ -228,7 +238,7 @@ class SimulatedCML:
         with self.lock:
             payload = render()
         if payload is None:
-            return error_reply(404, f"Lab not found: {path.removeprefix('/labs/')}")
+            return error_reply(404, f"Not found: {path}")
         return json_reply(200, payload)
 
     def _renderer(self, path: str) -> Any:
@@ -239,7 +249,11 @@ class SimulatedCML:
             "/licensing": self._licensing,
             "/labs": lambda: list(self._lab_view()),
             "/populate_lab_tiles": lambda: {"lab_tiles": self._lab_view()},
+            "/telemetry/events": self._events,
         }
+        if path.startswith("/users/") and path.endswith("/id") and path.count("/") == 3:
+            username = path.split("/")[2]
+            return lambda: user_id(username) if username == self.username else None
         if path.startswith("/labs/") and path.count("/") == 2:
             lab_id = path.removeprefix("/labs/")
             return lambda: self._lab_view().get(lab_id)
@@ -257,6 +271,7 @@ class SimulatedCML:
         with self.lock:
             self._tokens[token] = 0
             self.authentications += 1
+            self.telemetry.signed_in()
         return json_reply(200, token)
 
     def _accept_token(self, authorization: str | None) -> bool:
@@ -273,6 +288,11 @@ class SimulatedCML:
     def _system_information(self) -> dict[str, Any]:
         version = self.version + "-" + "x" * 94 if self.bad_data == "long_strings" else self.version
         return {"version": version, "ready": True, "allow_ssh_pubkey_auth": False, "oui": None}
+
+    def _events(self) -> list[dict[str, Any]]:
+        if self.activity == "active":
+            self.telemetry.someone_works()
+        return list(self.telemetry.events)
 
     def _health(self) -> Any:
         if self.bad_data == "wrong_types":
@@ -365,6 +385,7 @@ class SimulatedCML:
                 del self.labs[self._rng.choice(list(self.labs))]
             if self._rng.random() < 0.12:
                 self._add_lab(created=now)
+            self.telemetry.drift(self.activity)
 
     def _add_lab(self, created: datetime | None = None) -> None:
         rng = self._rng

@@ -1,6 +1,7 @@
-"""The packages import one way: web uses actions, live, collection and models; actions use
-collection and models; live and collection use models; models use nothing of ours; the app
-never imports the simulator at module level (production installs lack it)."""
+"""The packages import one way: web uses idle, actions, live, collection and models; idle (the
+auto-pause) uses actions, collection and models; actions use collection and models; live and
+collection use models; models use nothing of ours; the app never imports the simulator at
+module level (production installs lack it)."""
 
 import ast
 from pathlib import Path
@@ -9,10 +10,18 @@ import pytest
 
 FLEET = Path(__file__).resolve().parent.parent / "fleet"
 FORBIDDEN = {
-    "models": ("fleet.actions", "fleet.collection", "fleet.live", "fleet.web", "simulator"),
-    "collection": ("fleet.actions", "fleet.live", "fleet.web", "simulator"),
-    "live": ("fleet.actions", "fleet.web", "simulator"),
-    "actions": ("fleet.live", "fleet.web", "simulator"),
+    "models": (
+        "fleet.actions",
+        "fleet.collection",
+        "fleet.idle",
+        "fleet.live",
+        "fleet.web",
+        "simulator",
+    ),
+    "collection": ("fleet.actions", "fleet.idle", "fleet.live", "fleet.web", "simulator"),
+    "live": ("fleet.actions", "fleet.idle", "fleet.web", "simulator"),
+    "actions": ("fleet.idle", "fleet.live", "fleet.web", "simulator"),
+    "idle": ("fleet.live", "fleet.web", "simulator"),
     "web": ("simulator",),
     "management": ("simulator",),
 }

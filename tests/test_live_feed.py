@@ -32,7 +32,8 @@ ALL = set(WORKER_FRAGMENTS)
 @pytest.mark.parametrize(
     ("fields", "expected"),
     [
-        (["status"], {"row", "aws"}),
+        (["status"], {"row", "aws", "idle"}),
+        (["instance_type"], {"row", "aws"}),
         (["labs"], {"labs", "row"}),
         (["cml_version"], {"cml"}),
         (["name"], {"row"}),
@@ -93,7 +94,7 @@ def test_each_fragment_is_rendered_once_for_all_its_subscribers(feed, viewer, wo
         streams = [await open_stream(f"/events/?workers={worker.pk}", session) for _ in range(5)]
         for stream in streams:
             await stream.read_until(opened)
-        await sync_to_async(record_change)(worker.pk, fields=["status"])
+        await sync_to_async(record_change)(worker.pk, fields=["instance_type"])
         await feed.step()
         texts = [
             await stream.read_until(lambda t: "-row\n" in t and "-aws\n" in t) for stream in streams
@@ -123,7 +124,7 @@ def test_several_changes_of_a_worker_in_one_step_render_its_fragments_once(
     async def scenario():
         await feed.step()
         channel = await subscribe(layer, f"worker-{worker.pk}-row", f"worker-{worker.pk}-cml")
-        await sync_to_async(record_change)(worker.pk, fields=["status"])
+        await sync_to_async(record_change)(worker.pk, fields=["instance_type"])
         await sync_to_async(record_change)(worker.pk, fields=["cml_version"])
         await feed.step()
         return await received(layer, channel)
@@ -246,7 +247,7 @@ def test_the_feed_logs_a_failed_read_and_reads_again(layer, worker, monkeypatch,
         try:
             await asyncio.wait_for(feed.positioned.wait(), 5)
             monkeypatch.setattr(Change.objects, "filter", filter_failing_once)
-            await sync_to_async(record_change)(worker.pk, fields=["status"])
+            await sync_to_async(record_change)(worker.pk, fields=["instance_type"])
             return await asyncio.wait_for(layer.receive(channel), 5)
         finally:
             task.cancel()
@@ -276,7 +277,7 @@ def test_a_fragment_that_fails_to_render_is_skipped_and_its_pages_reload(
         await feed.step()
         row = await subscribe(layer, f"worker-{worker.pk}-row")
         aws = await subscribe(layer, f"worker-{worker.pk}-aws")
-        change = await sync_to_async(commit)(worker.pk, ["status"])
+        change = await sync_to_async(commit)(worker.pk, ["instance_type"])
         await feed.step()
         return change, await received(layer, row), await received(layer, aws)
 
@@ -326,7 +327,7 @@ def test_the_feed_never_reads_the_same_rows_twice_even_when_a_step_fails(
         await feed.step()
         row = await subscribe(layer, f"worker-{worker.pk}-row")
         fleet = await subscribe(layer, "fleet")
-        first = await sync_to_async(commit)(worker.pk, ["status"])
+        first = await sync_to_async(commit)(worker.pk, ["instance_type"])
         created = await sync_to_async(commit)(worker.pk + 1, [], "created")
         await feed.step()
         await feed.step()
@@ -428,7 +429,7 @@ def test_a_notify_wakes_the_feed(layer, worker):
         try:
             await asyncio.wait_for(feed.positioned.wait(), 5)
             assert feed.listening.is_set()
-            await sync_to_async(record_change)(worker.pk, fields=["status"])
+            await sync_to_async(record_change)(worker.pk, fields=["instance_type"])
             # Well within the 60 s poll: only the NOTIFY can have delivered it.
             return await asyncio.wait_for(layer.receive(channel), 10)
         finally:
@@ -472,7 +473,7 @@ def test_a_change_committed_once_reaches_the_streams_of_two_web_processes(viewer
                 next(line for line in stream_lines if line.startswith("id:"))  # opened
                 lines.append(stream_lines)
 
-            record_change(worker.pk, fields=["status"])
+            record_change(worker.pk, fields=["instance_type"])
 
             for stream_lines in lines:
                 event = next(line for line in stream_lines if line.startswith("event:"))

@@ -140,8 +140,8 @@ def test_a_page_gets_its_workers_changes_and_no_others(feed, viewer, worker, oth
         await feed.step()
         stream = await open_stream(f"/events/?workers={worker.pk}", session)
         await stream.read_until(opened)
-        mine = await sync_to_async(commit_change)(worker, "status")
-        await sync_to_async(commit_change)(other_worker, "status")
+        mine = await sync_to_async(commit_change)(worker, "instance_type")
+        await sync_to_async(commit_change)(other_worker, "instance_type")
         assert await feed.step() == 4  # row and aws of each worker
         text = await stream.read_until(lambda text: f"worker-{worker.pk}-row" in text)
         text = await stream.read_for(0.3)
@@ -164,7 +164,7 @@ def test_it_can_follow_only_some_fragments(feed, viewer, worker):
         await feed.step()
         stream = await open_stream(f"/events/?workers={worker.pk}&fragments=row", session)
         await stream.read_until(opened)
-        await sync_to_async(commit_change)(worker, "status")
+        await sync_to_async(commit_change)(worker, "instance_type")
         await feed.step()
         text = await stream.read_until(lambda text: "-row" in text)
         text = await stream.read_for(0.3)
@@ -179,8 +179,8 @@ def test_a_reconnecting_browser_gets_what_changed_since_its_last_event(
 ):
     session = session_of(viewer)
     before = commit_change(worker, "cml_version")
-    changed = commit_change(worker, "status")
-    commit_change(other_worker, "status")
+    changed = commit_change(worker, "instance_type")
+    commit_change(other_worker, "instance_type")
 
     async def scenario(last_id: int):
         stream = await open_stream(
@@ -324,7 +324,7 @@ def test_the_worker_page_opens_one_stream_for_its_sections(client, viewer, worke
     html = client.get(f"/workers/{worker.pk}/").content.decode()
     (url,) = re.findall(r'sse-connect="([^"]+)"', html)
     assert url == (
-        f"/events/?fragments=aws,cml,history,labs,actions&amp;workers={worker.pk}"
+        f"/events/?fragments=aws,cml,idle,history,labs,actions&amp;workers={worker.pk}"
         "&amp;last_event_id=0"
     )
     for fragment in ("aws", "cml", "history", "labs", "actions"):
@@ -368,7 +368,7 @@ def test_a_last_event_id_that_is_not_a_change_id_counts_as_absent(
     feed, viewer, worker, where, value
 ):
     session = session_of(viewer)
-    commit_change(worker, "status")
+    commit_change(worker, "instance_type")
     top = Change.objects.order_by("-id").first().pk
     path = f"/events/?workers={worker.pk}"
     headers = [("Last-Event-ID", value)] if where == "header" else []
@@ -494,7 +494,7 @@ def test_a_stream_that_goes_leaves_nothing_in_the_layer(feed, layer, viewer, wor
         await feed.step()
         stream = await open_stream(f"/events/?workers={worker.pk}", session)
         await stream.read_until(lambda text: text.startswith("retry:"))
-        await sync_to_async(commit_change)(worker, "status")
+        await sync_to_async(commit_change)(worker, "instance_type")
         await feed.step()
         waiting = sum(queue.qsize() for queue in layer.channels.values())
         await stream.disconnect()  # while it waits for its turn
@@ -522,7 +522,7 @@ def test_a_stream_that_falls_behind_tells_its_page_to_reload(
         await stream.read_until(lambda text: text.startswith("retry:"))
         for status in ("stopped", "running", "stopped"):
             await sync_to_async(Worker.objects.filter(pk=worker.pk).update)(status=status)
-            await sync_to_async(commit_change)(worker, "status")
+            await sync_to_async(commit_change)(worker, "instance_type")
             await feed.step()
         groups_while_waiting = {g for g, members in layer.groups.items() if members}
         turn.set()
@@ -550,7 +550,7 @@ def test_a_fragment_that_fails_to_render_reloads_the_pages_showing_it(
         await feed.step()
         stream = await open_stream(f"/events/?workers={worker.pk}", session)
         await stream.read_until(opened)
-        await sync_to_async(commit_change)(worker, "status")
+        await sync_to_async(commit_change)(worker, "instance_type")
         await feed.step()
         text = await stream.read_to_end()
         await asyncio.wait_for(stream.task, 5)
@@ -567,7 +567,7 @@ def test_a_catch_up_fragment_that_fails_to_render_reloads_the_page(
 ):
     session = session_of(viewer)
     before = commit_change(worker, "cml_version")
-    commit_change(worker, "status")
+    commit_change(worker, "instance_type")
     monkeypatch.setattr(live_feed, "render_worker_fragment", lambda w, fragment: 1 / 0)
 
     async def scenario():

@@ -168,6 +168,7 @@ def test_control_api_lists_and_sets_knobs(sim, worker):
         "bad_data": None,
         "huge_body": False,
         "empty_body": False,
+        "activity": None,
     }
     assert changed.status_code == 200
     assert changed.json()["latency_ms"] == 5 and changed.json()["not_ready"] is True
@@ -203,6 +204,7 @@ def test_control_api_rejects_bad_knobs_with_400(sim, worker, body):
         "bad_data": None,
         "huge_body": False,
         "empty_body": False,
+        "activity": None,
     }
 
 

@@ -60,15 +60,19 @@ def perform(
     target: str = "",
     lab_id: str = "",
     actor: str = "",
+    reason: str = "",
 ) -> ActionEntry:
     """Run one action: check the permission, make the upstream call, then write its state, the
-    audit entry and the change log together. An upstream refusal writes only a failed entry."""
+    audit entry and the change log together. An upstream refusal writes only a failed entry.
+    `reason` says why the system acted on its own (auto-pause: "idle")."""
     require(user, action)
     try:
         result = call()
     except UpstreamError as error:
         result = Outcome(ActionOutcome.FAILED, str(error))
-    return record(user, action, worker, result, target=target, lab_id=lab_id, actor=actor)
+    return record(
+        user, action, worker, result, target=target, lab_id=lab_id, actor=actor, reason=reason
+    )
 
 
 def record(
@@ -80,6 +84,7 @@ def record(
     target: str = "",
     lab_id: str = "",
     actor: str = "",
+    reason: str = "",
 ) -> ActionEntry:
     """Write the outcome's state, its audit entry and the change log in one transaction.
     `actor` names who acted when there is no user (a command: `system_actor()`)."""
@@ -93,6 +98,7 @@ def record(
             worker=worker,
             target=(target or (str(worker) if worker else ""))[:255],
             lab_id=lab_id,
+            reason=reason,
             outcome=result.outcome,
             message=result.message,
             started_at=now,

@@ -71,8 +71,9 @@ def start_worker(user, worker: Worker) -> ActionEntry:
     return _lifecycle(user, worker, START)
 
 
-def stop_worker(user, worker: Worker) -> ActionEntry:
-    return _lifecycle(user, worker, STOP)
+def stop_worker(user, worker: Worker, *, actor: str = "", reason: str = "") -> ActionEntry:
+    """Stop; the idle pass calls it as the system (`actor`) with the reason "idle"."""
+    return _lifecycle(user, worker, STOP, actor=actor, reason=reason)
 
 
 def terminate_worker(user, worker: Worker, confirmation: str) -> ActionEntry:
@@ -91,7 +92,9 @@ def terminate_worker(user, worker: Worker, confirmation: str) -> ActionEntry:
     return _lifecycle(user, worker, TERMINATE)
 
 
-def _lifecycle(user, worker: Worker, change: Change) -> ActionEntry:
+def _lifecycle(
+    user, worker: Worker, change: Change, *, actor: str = "", reason: str = ""
+) -> ActionEntry:
     def call() -> Outcome:
         worker.refresh_from_db()
         if worker.pending_action:
@@ -121,7 +124,7 @@ def _lifecycle(user, worker: Worker, change: Change) -> ActionEntry:
             task=SETTLE_TASK,
         )
 
-    return perform(user, change.action, worker, call)
+    return perform(user, change.action, worker, call, actor=actor, reason=reason)
 
 
 def settle(entry_id: int) -> str:

@@ -9,6 +9,7 @@ import functools
 import logging
 from collections.abc import Callable, Iterable
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, connection, transaction
@@ -214,26 +215,33 @@ def _observe_cml(
     deadline: float | None,
     on_worker_done: Callable[[], None] | None,
 ) -> dict:
+    return run_cml_reader(
+        observe_cml,
+        targets,
+        read_labs=read_labs,
+        read_licence=read_licence,
+        worker_deadline=deadline or settings.CML_WORKER_DEADLINE_SECONDS,
+        on_worker_done=on_worker_done,
+    )
+
+
+def run_cml_reader(reader: Callable[..., Any], targets: list[CMLTarget], **options: Any) -> dict:
+    """Run a CML reader of `sources.cml` (observe_cml, observe_telemetry) over `targets` with
+    the configured account, TLS and bounds, sharing the processes' cached tokens."""
     tokens = load_tokens()
     before = dict(tokens)
-    seen = asyncio.run(
-        observe_cml(
-            targets,
-            username=settings.CML_USERNAME,
-            password=settings.CML_PASSWORD,
-            verify_tls=settings.CML_VERIFY_TLS,
-            ca_bundle=settings.CML_CA_BUNDLE,
-            read_labs=read_labs,
-            read_licence=read_licence,
-            concurrency=settings.COLLECT_CONCURRENCY,
-            request_timeout=settings.CML_REQUEST_TIMEOUT_SECONDS,
-            worker_deadline=deadline or settings.CML_WORKER_DEADLINE_SECONDS,
-            cycle_deadline=settings.COLLECT_CYCLE_DEADLINE_SECONDS,
-            max_response_bytes=settings.CML_MAX_RESPONSE_BYTES,
-            tokens=tokens,
-            on_worker_done=on_worker_done,
-        )
-    )
+    configured = {
+        "username": settings.CML_USERNAME,
+        "password": settings.CML_PASSWORD,
+        "verify_tls": settings.CML_VERIFY_TLS,
+        "ca_bundle": settings.CML_CA_BUNDLE,
+        "concurrency": settings.COLLECT_CONCURRENCY,
+        "request_timeout": settings.CML_REQUEST_TIMEOUT_SECONDS,
+        "worker_deadline": settings.CML_WORKER_DEADLINE_SECONDS,
+        "cycle_deadline": settings.COLLECT_CYCLE_DEADLINE_SECONDS,
+        "max_response_bytes": settings.CML_MAX_RESPONSE_BYTES,
+    }
+    seen = asyncio.run(reader(targets, **{**configured, **options}, tokens=tokens))
     if tokens != before:
         save_tokens(tokens)
     return seen

@@ -6,7 +6,10 @@ about what an observation means lives here, in one place, unit-tested without a 
 """
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
+
+from django.utils import timezone
 
 from fleet.collection.sources.aws import InstanceObservation
 from fleet.collection.sources.cml import CMLObservation, LabObservation
@@ -111,7 +114,22 @@ def _from_aws(worker: Worker, aws: InstanceObservation, endpoint_template: str) 
     }
     if aws.name:
         fields["name"] = aws.name
+    fields["running_since"] = _running_since(worker, aws, running)
     return fields
+
+
+def _running_since(worker: Worker, aws: InstanceObservation, running: bool) -> datetime | None:
+    """When the instance last started: AWS's LaunchTime when it is newer than what we knew
+    (AWS moves it at every start), else the first cycle that saw it running again (emulators
+    such as moto leave LaunchTime at creation)."""
+    if not running:
+        return None
+    if worker.status == WorkerStatus.RUNNING and worker.running_since is not None:
+        return worker.running_since
+    launched = aws.launched_at
+    if launched is not None and (worker.running_since is None or launched > worker.running_since):
+        return launched
+    return timezone.now()
 
 
 def _check(value: str | None) -> str:

@@ -150,6 +150,7 @@ def _fit_instance(aws: InstanceObservation, notes: Notes) -> InstanceObservation
         private_ip=ip(aws.private_ip, "AWS private IP", notes),
         tags=tags,
         name=column_text(Worker, "name", aws.name, "AWS Name tag", notes),
+        launched_at=moment(aws.launched_at, "AWS launch time", notes),
         cpu_percent=percent(aws.cpu_percent, "CloudWatch CPU", notes),
         memory_percent=percent(aws.memory_percent, "CloudWatch memory", notes),
         disk_percent=percent(aws.disk_percent, "CloudWatch disk", notes),

@@ -14,6 +14,8 @@ from fleet.live.history import attach_history
 from fleet.models import Worker
 from fleet.models.field_groups import (
     ACTIONS,
+    ACTIVITY,
+    IDLE_CONTROLS,
     CLOUDWATCH,
     CML,
     CML_STATS,
@@ -31,6 +33,7 @@ WORKER_FRAGMENTS = {
     "labs": "fleet/partials/worker_labs.html",
     "history": "fleet/partials/worker_history.html",
     "actions": "fleet/partials/worker_actions.html",
+    "idle": "fleet/partials/worker_idle.html",
 }
 NEEDS_HISTORY = {"row", "history"}
 
@@ -48,6 +51,9 @@ FRAGMENT_FIELDS = {
         "labs",
         "last_polled_at",
         *ACTIONS.fields,
+        "idle_since",
+        "idle_stop_at",
+        "muted_until",
     },
     "aws": {*EC2.fields, *CLOUDWATCH.fields, *ACTIONS.fields},
     "cml": {
@@ -63,6 +69,8 @@ FRAGMENT_FIELDS = {
     "history": {*CLOUDWATCH.fields, *SAMPLED_CML_FIGURES, "labs_count"},
     # "actions": the worker's audit entries (fleet/actions writes it with every entry).
     "actions": {"actions"},
+    # Its pause counts come from the audit entries too.
+    "idle": {*ACTIVITY.fields, *IDLE_CONTROLS.fields, "status", "running_since", "actions"},
 }
 
 

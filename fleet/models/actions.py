@@ -23,6 +23,9 @@ class ActionName(models.TextChoices):
     DEREGISTER_LICENCE = "deregister_licence", "deregister licence"
     IMPORT_WORKERS = "import_workers", "import workers"
     REFRESH_WORKER = "refresh_worker", "refresh"  # its permission is on Worker
+    SNOOZE_WORKER = "snooze_worker", "snooze auto-pause"
+    SET_AUTO_PAUSE = "set_auto_pause", "set auto-pause"
+    MUTE_WORKER = "mute_worker", "mute alerts"
 
 
 class ActionOutcome(models.TextChoices):
@@ -82,6 +85,9 @@ class ActionEntry(models.Model):
             ("register_licence", "Can register licences"),
             ("deregister_licence", "Can deregister licences"),
             ("import_workers", "Can import workers from EC2"),
+            ("snooze_worker", "Can snooze a worker's auto-pause"),
+            ("set_auto_pause", "Can turn a worker's auto-pause on or off"),
+            ("mute_worker", "Can mute a worker's alerts"),
         ]
 
     def __str__(self) -> str:

@@ -95,6 +95,9 @@ IN_TROUBLE = RUNNING & (
 )
 
 
+IDLE = RUNNING & models.Q(idle_since__isnull=False)
+
+
 class WorkerQuerySet(models.QuerySet):
     """The list's named filters and the stat cards, asked once here by the list, the title,
     the stat cards and the live feed."""
@@ -105,6 +108,10 @@ class WorkerQuerySet(models.QuerySet):
 
     def in_trouble(self) -> "WorkerQuerySet":
         return self.filter(IN_TROUBLE)
+
+    def idle(self) -> "WorkerQuerySet":
+        """Running, with no activity for the idle threshold (set by the idle pass)."""
+        return self.filter(IDLE)
 
     def stats(self) -> dict:
         """The stat cards of the visible workers, in one query: total, running, stopped, CML
@@ -118,6 +125,7 @@ class WorkerQuerySet(models.QuerySet):
             ),
             average_cpu=models.Avg("cpu_percent", filter=RUNNING),
             in_trouble=models.Count("pk", filter=IN_TROUBLE),
+            idle=models.Count("pk", filter=IDLE),
         )
 
 
@@ -260,6 +268,36 @@ class Worker(models.Model):
     def pending_label(self) -> str:
         """ "stopping…" while a long action is in flight, else empty."""
         return PendingAction(self.pending_action).label if self.pending_action else ""
+
+    @property
+    def last_used_at(self):
+        """The later of its last activity and its last start: the idle rule counts from here."""
+        return max(filter(None, (self.last_activity_at, self.running_since)), default=None)
+
+    @property
+    def idle_for(self) -> timedelta | None:
+        """How long the idle worker has gone unused (None while it is not idle)."""
+        if self.idle_since is None or self.last_used_at is None:
+            return None
+        return timezone.now() - self.last_used_at
+
+    @property
+    def is_muted(self) -> bool:
+        return self.muted_until is not None and self.muted_until > timezone.now()
+
+    @property
+    def is_snoozed(self) -> bool:
+        return self.snooze_until is not None and self.snooze_until > timezone.now()
+
+    def pause_counts(self, days: int = 30) -> dict[str, int]:
+        """Auto-pauses (stops by the idle rule) and starts in the last `days` days."""
+        since = timezone.now() - timedelta(days=days)
+        done = ["succeeded", "pending"]
+        entries = self.actions.filter(started_at__gte=since, outcome__in=done)
+        return entries.aggregate(
+            paused=models.Count("pk", filter=models.Q(action="stop_worker", reason="idle")),
+            started=models.Count("pk", filter=models.Q(action="start_worker")),
+        )
 
     @property
     def cml_memory_percent(self) -> float | None:

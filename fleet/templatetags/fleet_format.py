@@ -1,5 +1,7 @@
 """Display helpers for the fleet pages: percentages, byte sizes and status colours."""
 
+from datetime import datetime
+
 from django import template
 
 register = template.Library()
@@ -26,6 +28,30 @@ def bytesize(value: int | None) -> str:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     return f"{value} B"  # pragma: no cover - the loop always returns
+
+
+@register.filter
+def iso(value: str):
+    """An ISO 8601 string (as JSON fields keep times) → a datetime; anything else → None."""
+    try:
+        return datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        return None
+
+
+@register.filter
+def span(value) -> str:
+    """A timedelta in words: `1 h 20 m`, `5 m`, `2 d 3 h`; None → an em dash."""
+    if value is None:
+        return "—"
+    minutes = max(0, int(value.total_seconds() // 60))
+    days, minutes = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(minutes, 60)
+    if days:
+        return f"{days} d {hours} h" if hours else f"{days} d"
+    if hours:
+        return f"{hours} h {minutes} m" if minutes else f"{hours} h"
+    return f"{minutes} m"
 
 
 @register.filter

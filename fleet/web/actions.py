@@ -5,12 +5,13 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from fleet.actions import idle
 from fleet.actions.audit import UpstreamError, require
 from fleet.actions.importing import import_workers, parse_tags, preview
 from fleet.actions.labs import VERBS, download_lab, import_lab, lab_action
@@ -58,6 +59,41 @@ def worker_stop(request: HttpRequest, pk: int) -> HttpResponse:
 def worker_terminate(request: HttpRequest, pk: int) -> HttpResponse:
     worker = get_object_or_404(Worker, pk=pk)
     entry = terminate_worker(request.user, worker, request.POST.get("confirm", ""))
+    return _answer(request, worker, [entry])
+
+
+@require_POST
+@permission_required("fleet.snooze_worker", raise_exception=True)
+def worker_snooze(request: HttpRequest, pk: int) -> HttpResponse:
+    return _idle_control(request, pk, idle.snooze, _hours(request))
+
+
+@require_POST
+@permission_required("fleet.mute_worker", raise_exception=True)
+def worker_mute(request: HttpRequest, pk: int) -> HttpResponse:
+    return _idle_control(request, pk, idle.mute, _hours(request))
+
+
+@require_POST
+@permission_required("fleet.set_auto_pause", raise_exception=True)
+def worker_auto_pause(request: HttpRequest, pk: int) -> HttpResponse:
+    choice = {"on": True, "off": False}.get(request.POST.get("auto_pause", ""))
+    return _idle_control(request, pk, idle.set_auto_pause, choice)
+
+
+def _hours(request: HttpRequest) -> int | None:
+    value = request.POST.get("hours", "")
+    return int(value) if value.isdigit() and len(value) < 4 else None
+
+
+def _idle_control(request: HttpRequest, pk: int, control, value) -> HttpResponse:
+    worker = get_object_or_404(Worker, pk=pk)
+    try:
+        if value is None:
+            raise ValueError("Choose one of the offered values.")
+        entry = control(request.user, worker, value)
+    except ValueError as error:
+        return HttpResponseBadRequest(str(error), content_type="text/plain; charset=utf-8")
     return _answer(request, worker, [entry])
 
 

@@ -37,6 +37,7 @@ class ListState:
     descending: bool = False
     terminated: bool = False  # show terminated workers too
     trouble: bool = False  # only workers in trouble
+    idle: bool = False  # only idle workers
     page: str = "1"
     notes: tuple[str, ...] = field(default=(), compare=False)
 
@@ -51,6 +52,7 @@ class ListState:
             "sort": ("-" if state.descending else "") + state.sort,
             "terminated": "1" if state.terminated else "",
             "trouble": "1" if state.trouble else "",
+            "idle": "1" if state.idle else "",
             "page": state.page if state.page != "1" else "",
         }
         if params["sort"] == "name":
@@ -91,6 +93,7 @@ def parse_list_state(params, regions: list[str]) -> ListState:
         descending=descending,
         terminated=params.get("terminated", "") in ("1", "on", "true"),
         trouble=params.get("trouble", "") in ("1", "on", "true"),
+        idle=params.get("idle", "") in ("1", "on", "true"),
         page=params.get("page", "1"),
         notes=tuple(notes),
     )
@@ -115,6 +118,8 @@ def filtered_workers(state: ListState) -> QuerySet[Worker]:
         workers = workers.filter(service_status=state.service)
     if state.trouble:
         workers = workers.in_trouble()
+    if state.idle:
+        workers = workers.idle()
     column = F(SORTS[state.sort])
     order = column.desc(nulls_last=True) if state.descending else column.asc(nulls_last=True)
     return workers.order_by(order, "pk")

@@ -52,6 +52,7 @@ class InstanceObservation:
     private_ip: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
     name: str = ""  # the Name tag
+    launched_at: datetime | None = None  # LaunchTime: when AWS last started the instance
     cpu_percent: float | None = None  # newest CPUUtilization point; None if none in the window
     memory_percent: float | None = None  # CWAgent mem_used_percent; None where no agent runs
     disk_percent: float | None = None  # CWAgent disk_used_percent; None where no agent runs
@@ -328,6 +329,7 @@ def _observation(
         private_ip=instance.get("PrivateIpAddress"),
         tags=tags,
         name=tags.get("Name", ""),
+        launched_at=launch if isinstance(launch := instance.get("LaunchTime"), datetime) else None,
         **values,
     )
 

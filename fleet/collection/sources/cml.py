@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import certifi
 import httpx
@@ -31,6 +31,7 @@ API = "/api/v0"
 MAX_RESPONSE_BYTES = 5_000_000  # the default cap on one answer's (decoded) body
 CALLS_AT_ONCE = 4  # requests one worker has in flight at most (health, stats, licensing, labs)
 LAB_FETCHES_AT_ONCE = 8  # per worker, when labs are read one by one (CML without lab tiles)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,98 @@ async def observe_cml(
     `tokens` (endpoint -> token) is read and updated in place, so callers can keep it across
     cycles. `transport` replaces the network (tests only).
     """
+
+    async def observe(api: _WorkerAPI) -> CMLObservation:
+        return await _observe_worker(api, read_labs, read_licence)
+
+    return await _each_worker(
+        targets,
+        observe,
+        lambda error, **known: CMLObservation(ok=False, error=error, **known),
+        username=username,
+        password=password,
+        verify_tls=verify_tls,
+        ca_bundle=ca_bundle,
+        concurrency=concurrency,
+        request_timeout=request_timeout,
+        worker_deadline=worker_deadline,
+        cycle_deadline=cycle_deadline,
+        max_response_bytes=max_response_bytes,
+        on_worker_done=on_worker_done,
+        tokens=tokens,
+        transport=transport,
+    )
+
+
+@dataclass(frozen=True)
+class TelemetryObservation:
+    """One worker's CML telemetry: its whole event history as answered (a list, else
+    empty with an error), and the id CML gives the account this product signs in with."""
+
+    ok: bool
+    error: str = ""
+    events: list[Any] = field(default_factory=list)
+    own_user_id: str = ""  # "" when this CML has no /users/{name}/id
+
+
+async def observe_telemetry(
+    targets: list[CMLTarget], **options: Any
+) -> dict[int, TelemetryObservation]:
+    """Read `GET /telemetry/events` (and our account's user id) of every target, under the
+    same bounds, TLS and token cache as `observe_cml` (whose keyword options it takes)."""
+
+    async def observe(api: _WorkerAPI) -> TelemetryObservation:
+        own, events = await asyncio.gather(
+            _own_user_id(api), api.get("/telemetry/events"), return_exceptions=True
+        )
+        for result in (own, events):
+            if isinstance(result, BaseException):
+                if isinstance(result, CMLError):
+                    return TelemetryObservation(ok=False, error=str(result))
+                raise result
+        if not isinstance(events, list):
+            return TelemetryObservation(
+                ok=False, error=f"CML /telemetry/events: not a JSON list ({type(events).__name__})"
+            )
+        return TelemetryObservation(ok=True, events=events, own_user_id=own)
+
+    return await _each_worker(
+        targets, observe, lambda error, **_: TelemetryObservation(ok=False, error=error), **options
+    )
+
+
+async def _own_user_id(api: _WorkerAPI) -> str:
+    """Our account's id on this CML (CML 2.4+); "" where the call does not exist."""
+    username = api.credentials["username"]
+    try:
+        answer = await api.get(f"/users/{username}/id")
+    except CMLError as exc:
+        if exc.status in (403, 404, 405):
+            return ""
+        raise
+    return answer if isinstance(answer, str) else ""
+
+
+async def _each_worker(
+    targets: list[CMLTarget],
+    observe: Callable[[_WorkerAPI], Awaitable[T]],
+    failed: Callable[..., T],
+    *,
+    username: str,
+    password: str,
+    verify_tls: bool,
+    ca_bundle: str | None = None,
+    concurrency: int = 50,
+    request_timeout: float = 10.0,
+    worker_deadline: float = 60.0,
+    cycle_deadline: float | None = None,
+    max_response_bytes: int = MAX_RESPONSE_BYTES,
+    on_worker_done: Callable[[], None] | None = None,
+    tokens: dict[str, str] | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> dict[int, T]:
+    """Run `observe` on every target's API, at most `concurrency` at once, each under its
+    deadline; a worker's timeout or bug becomes `failed(message)`, never an exception."""
     tokens = {} if tokens is None else tokens
     credentials = {"username": username, "password": password}
     bound = asyncio.Semaphore(concurrency)
@@ -132,7 +225,7 @@ async def observe_cml(
     loop = asyncio.get_running_loop()
     cycle_end = loop.time() + cycle_deadline if cycle_deadline else float("inf")
 
-    async def observe_one(target: CMLTarget) -> CMLObservation:
+    async def observe_one(target: CMLTarget) -> T:
         async with (
             bound,
             httpx.AsyncClient(
@@ -145,17 +238,15 @@ async def observe_cml(
             worker_end = loop.time() + worker_deadline
             try:
                 async with asyncio.timeout_at(min(worker_end, cycle_end)):
-                    return await _observe_worker(api, read_labs, read_licence)
+                    return await observe(api)
             except TimeoutError:
                 if worker_end <= cycle_end:
-                    error = f"deadline of {worker_deadline:g}s exceeded"
-                else:
-                    error = f"the cycle's deadline of {cycle_deadline:g}s was reached"
-                return CMLObservation(ok=False, error=error)
+                    return failed(f"deadline of {worker_deadline:g}s exceeded")
+                return failed(f"the cycle's deadline of {cycle_deadline:g}s was reached")
             except Exception as exc:  # a bug must not take the other workers down
-                return CMLObservation(ok=False, error=f"{type(exc).__name__}: {exc}"[:500])
+                return failed(f"{type(exc).__name__}: {exc}"[:500])
 
-    async def observe_and_count(target: CMLTarget) -> CMLObservation:
+    async def observe_and_count(target: CMLTarget) -> T:
         result = await observe_one(target)
         if on_worker_done:
             on_worker_done()

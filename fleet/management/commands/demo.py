@@ -45,6 +45,11 @@ class Command(BaseCommand):
                 "DEBUG": "true",
                 "POLL_INTERVAL_SECONDS": "60",
                 "LABS_INTERVAL_SECONDS": "120",
+                # Idle workers pause themselves within minutes, so the demo shows it happen.
+                "ACTIVITY_INTERVAL_SECONDS": "120",
+                "IDLE_THRESHOLD_MINUTES": "15",
+                "IDLE_WARNING_MINUTES": "3",
+                "AUTO_PAUSE_DEFAULT": "true",
             }
             # migrate with the demo's settings: it writes the schedules from the intervals.
             subprocess.run(manage("migrate", "--noinput", "-v0"), env=env, check=True)
