@@ -88,7 +88,7 @@ def test_the_worker_page_shows_the_warning_the_idle_time_and_the_rule(client, vi
     html = client.get(f"/workers/{idle.pk}/").content.decode()
     stop_at = timezone.localtime(idle.idle_stop_at).strftime("%H:%M")
     assert (
-        f"stops at <time datetime=" in html
+        "stops at <time datetime=" in html
         and f">{stop_at}</time></strong> unless someone uses it or snoozes it" in html
     )
     assert "idle</span> for 1 h 20 m" in html

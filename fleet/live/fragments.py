@@ -15,12 +15,12 @@ from fleet.models import Worker
 from fleet.models.field_groups import (
     ACTIONS,
     ACTIVITY,
-    IDLE_CONTROLS,
     CLOUDWATCH,
     CML,
     CML_STATS,
     EC2,
     IDENTITY,
+    IDLE_CONTROLS,
     LABS,
     LICENCE,
 )
