@@ -5,14 +5,15 @@ from collections.abc import Iterable
 from io import StringIO
 
 from fleet.models import Worker
-from fleet.models.field_groups import IDENTITY, OBSERVED
+from fleet.models.field_groups import OBSERVED, SET_BY_PEOPLE
 
-# Every field of every group but the structured ones (tags, compute hosts), named as stored.
+# Every field of every group but the structured ones (tags, compute hosts, recent activity),
+# named as stored.
 COLUMNS = [
     name
-    for group in (IDENTITY, *OBSERVED)
+    for group in (*SET_BY_PEOPLE, *OBSERVED)
     for name in group.fields
-    if name not in {"tags", "compute_hosts"}
+    if name not in {"tags", "compute_hosts", "recent_activity"}
 ]
 
 
