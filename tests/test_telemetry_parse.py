@@ -121,6 +121,19 @@ def test_at_most_ten_are_kept_newest_first():
     found = read([event("start_node", minutes) for minutes in range(30, 0, -1)])
     assert len(found.relevant) == RECENT_EVENTS
     assert found.relevant[0]["at"] == (NOW - timedelta(minutes=1)).isoformat()
-    merged = merge_recent(found.relevant[:3], found.relevant[3:] + [{"at": "old"}])
+    merged = merge_recent(found.relevant[:3], [*found.relevant[3:], {"at": "2026-01-01T00:00:00"}])
     assert len(merged) == RECENT_EVENTS and merged[:3] == found.relevant[:3]
     assert merge_recent([], "not a list") == []
+
+
+def test_an_event_in_the_last_seconds_read_is_not_lost_to_mixed_precision():
+    """The cursor came from a stamp with a fraction; a later event in the same second is
+    stamped without one. It is read, and one already kept is not kept twice."""
+    seen = read([{"category": "start_lab", "timestamp": "2026-11-29T13:50:05.900Z", "data": {}}])
+    later = {"category": "stop_lab", "timestamp": "2026-11-29T13:50:05Z", "data": {}}
+    again = read(
+        [{"category": "start_lab", "timestamp": "2026-11-29T13:50:05.900Z", "data": {}}, later],
+        seen_until=seen.newest_seen,
+    )
+    kept = merge_recent(again.relevant, seen.relevant)
+    assert sorted(e["category"] for e in kept) == ["start_lab", "stop_lab"]

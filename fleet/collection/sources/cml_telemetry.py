@@ -53,7 +53,10 @@ def read_activity(
     seen_until: datetime | None,
     now: datetime,
 ) -> ActivityRead:
-    """The relevant events among `events` newer than `seen_until`."""
+    """The relevant events among `events` from the second of `seen_until` on. CML's stamps mix
+    precisions (with and without a fraction), so the last second read is read again and
+    `merge_recent` drops what was kept already."""
+    cutoff = seen_until.replace(microsecond=0) if seen_until is not None else None
     read = ActivityRead()
     unreadable = future = 0
     fresh: list[tuple[datetime, dict[str, str]]] = []
@@ -70,7 +73,7 @@ def read_activity(
             moment = now
         if read.newest_seen is None or moment > read.newest_seen:
             read.newest_seen = moment
-        if seen_until is not None and moment <= seen_until:
+        if cutoff is not None and moment < cutoff:
             continue
         data = event.get("data") if isinstance(event.get("data"), dict) else {}
         user = _user(event, data)
@@ -118,9 +121,12 @@ def parse_timestamp(value: Any) -> datetime | None:
 
 
 def merge_recent(new: list[dict[str, str]], old: Any) -> list[dict[str, str]]:
-    """The newest RECENT_EVENTS of the new relevant events and those kept before."""
+    """The newest RECENT_EVENTS of the new relevant events and those kept before, each once."""
     kept = [event for event in old if isinstance(event, dict)] if isinstance(old, list) else []
-    return (new + kept)[:RECENT_EVENTS]
+    fresh = [event for event in new if event not in kept]
+    return sorted(fresh + kept, key=lambda event: str(event.get("at", "")), reverse=True)[
+        :RECENT_EVENTS
+    ]
 
 
 def _user(event: dict, data: dict) -> str:
