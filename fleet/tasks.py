@@ -11,6 +11,8 @@ from django.utils import timezone
 from django_q.models import OrmQ, Schedule
 from django_q.tasks import async_task
 
+from fleet.alerts.delivery import deliver_due
+from fleet.alerts.evaluate import run_pass
 from fleet.collection.collect import collect
 from fleet.collection.locks import exclusive
 from fleet.models import Change, CollectionRun, RunKind, RunTrigger, Sample
@@ -55,6 +57,11 @@ def refresh_all_pending() -> bool:
     return any(entry.name() == REFRESH_ALL_TASK for entry in OrmQ.objects.only("payload"))
 
 
+def alerts() -> str:
+    """The alert pass, then delivery of the due notifications (every minute)."""
+    return f"{run_pass().summary()}; {deliver_due().summary()}"
+
+
 def prune() -> str:
     """Keep the change log, the run history and the samples bounded."""
     now = timezone.now()
@@ -82,6 +89,7 @@ def schedules() -> dict[str, tuple[dict, timedelta]]:
             timedelta(minutes=1),
         ),
         "fleet: prune": ({"func": "fleet.tasks.prune", "minutes": 60}, timedelta(minutes=5)),
+        "fleet: alerts": ({"func": "fleet.tasks.alerts", "minutes": 1}, timedelta(0)),
     }
     if settings.AUTO_IMPORT_TAGS:  # off by default
         found[AUTO_IMPORT_SCHEDULE] = (

@@ -1,6 +1,7 @@
 """The packages import one way: web uses actions, live, collection and models; actions use
-collection and models; live and collection use models; models use nothing of ours; the app
-never imports the simulator at module level (production installs lack it)."""
+collection and models; live, collection and alerts use models; models use nothing of ours but
+fleet.secrets; the app never imports the simulator at module level (production installs lack
+it)."""
 
 import ast
 from pathlib import Path
@@ -12,6 +13,7 @@ FORBIDDEN = {
     "models": ("fleet.actions", "fleet.collection", "fleet.live", "fleet.web", "simulator"),
     "collection": ("fleet.actions", "fleet.live", "fleet.web", "simulator"),
     "live": ("fleet.actions", "fleet.web", "simulator"),
+    "alerts": ("fleet.actions", "fleet.collection", "fleet.live", "fleet.web", "simulator"),
     "actions": ("fleet.live", "fleet.web", "simulator"),
     "web": ("simulator",),
     "management": ("simulator",),
