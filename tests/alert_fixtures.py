@@ -4,6 +4,7 @@ answer 500), and an SMTP server (aiosmtpd) that records each message."""
 import json
 import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -20,6 +21,7 @@ class Receiver(ThreadingHTTPServer):
     def __init__(self):
         self.received: list[dict] = []
         self.status = 200
+        self.delay = 0.0  # seconds to take over each answer (overlapping senders)
         self.lock = threading.Lock()
         super().__init__(("127.0.0.1", 0), ReceiverHandler)
 
@@ -35,6 +37,7 @@ class ReceiverHandler(BaseHTTPRequestHandler):
     def do_POST(self):  # noqa: N802 (http.server's naming)
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         server: Receiver = self.server
+        time.sleep(server.delay)
         with server.lock:
             if server.status == 200:
                 server.received.append({"path": self.path, **json.loads(body or b"{}")})
