@@ -15,7 +15,7 @@ from fleet.alerts.delivery import deliver_due
 from fleet.alerts.evaluate import run_pass
 from fleet.collection.collect import collect
 from fleet.collection.locks import exclusive
-from fleet.models import Change, CollectionRun, RunKind, RunTrigger, Sample
+from fleet.models import Alert, Change, CollectionRun, RunKind, RunTrigger, Sample
 
 CHANGE_LOG_RETENTION = timedelta(hours=6)
 RUN_RETENTION = timedelta(days=30)
@@ -63,13 +63,19 @@ def alerts() -> str:
 
 
 def prune() -> str:
-    """Keep the change log, the run history and the samples bounded."""
+    """Keep the change log, the run history, the samples and resolved alerts bounded."""
     now = timezone.now()
     changes, _ = Change.objects.filter(created_at__lt=now - CHANGE_LOG_RETENTION).delete()
     runs, _ = CollectionRun.objects.filter(started_at__lt=now - RUN_RETENTION).delete()
     history = now - timedelta(days=settings.HISTORY_DAYS)
     samples, _ = Sample.objects.filter(taken_at__lt=history).delete()
-    return f"pruned {changes} change log rows, {runs} runs and {samples} samples"
+    alerts = Alert.objects.filter(resolved_at__lt=now - RUN_RETENTION)
+    alerts_count = alerts.count()
+    alerts.delete()  # with their notifications
+    return (
+        f"pruned {changes} change log rows, {runs} runs, {samples} samples and "
+        f"{alerts_count} resolved alerts"
+    )
 
 
 def schedules() -> dict[str, tuple[dict, timedelta]]:

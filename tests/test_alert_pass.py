@@ -264,3 +264,26 @@ def test_open_for_lists_a_workers_open_alerts(worker):
     current = Alert.objects.create(kind="worker_down", key="down:x", worker=worker, message="b")
     assert list(Alert.objects.open_for(worker)) == [current]
     assert old not in Alert.objects.open()
+
+
+def test_a_licence_alert_stays_open_while_the_worker_is_stopped(worker, channel):
+    change(worker, status="running", license_state="out_of_compliance", labs_polled_at=None)
+    [alert] = run_pass().opened
+    ActionEntry.objects.create(action="stop_worker", worker=worker, target="w", outcome="succeeded")
+    change(worker, status="stopped", license_state="unknown", licence={})  # CML not read
+    assert run_pass().resolved == []
+    change(worker, status="running", license_state="licensed")
+    assert run_pass().resolved == [alert]
+
+
+def test_a_cml_alert_closed_by_a_stop_says_so(worker, channel):
+    t0 = timezone.now()
+    unavailable(worker)
+    run_pass(now=t0)
+    ActionEntry.objects.create(action="stop_worker", worker=worker, target="w", outcome="succeeded")
+    change(worker, status="stopped", service_status="unknown", consecutive_failures=0)
+    [alert] = run_pass(now=t0 + timedelta(minutes=3)).resolved
+    assert (
+        alert.recovery_message
+        == "cml-worker-01: CML alert closed after 3 min: the worker is stopped"
+    )

@@ -132,6 +132,12 @@ def auto_paused(worker, facts: WorkerFacts) -> str | None:
     return f"{subject(worker)} stopped by auto-pause (idle) at {timezone.localtime(stopped):%H:%M}"
 
 
+def undecided(worker) -> set[str]:
+    """Kinds that cannot be judged now, so an open alert of that kind stays open: the licence
+    while CML has not been read (a stopped worker's licence problem is still there)."""
+    return {AlertKind.LICENCE} if worker.license_state == LicenseState.UNKNOWN else set()
+
+
 def worker_alerts(worker, facts: WorkerFacts, now: datetime, after_cycles: int) -> dict[str, str]:
     """Every worker alert whose condition holds now: kind → message."""
     found = {
@@ -188,6 +194,12 @@ RECOVERY = {
 }
 
 
-def recovery_message(kind: str, name: str, opened_at: datetime, now: datetime) -> str:
-    """ "cml-worker-07 back after 12 min": what the alert's resolution says."""
-    return RECOVERY[kind].format(subject=name, duration=duration(now - opened_at))
+def recovery_message(
+    kind: str, name: str, opened_at: datetime, now: datetime, status: str = WorkerStatus.RUNNING
+) -> str:
+    """ "cml-worker-07 back after 12 min": what the alert's resolution says. A CML alert ends
+    when the worker stops too, which is no recovery of CML: that is said instead."""
+    took = duration(now - opened_at)
+    if kind == AlertKind.CML_UNAVAILABLE and status != WorkerStatus.RUNNING:
+        return f"{name}: CML alert closed after {took}: the worker is {status}"
+    return RECOVERY[kind].format(subject=name, duration=took)

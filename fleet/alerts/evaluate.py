@@ -115,7 +115,7 @@ def run_pass(now: datetime | None = None) -> PassResult:
             wanted = conditions.worker_alerts(
                 worker, facts_of(worker), now, settings.ALERT_AFTER_CYCLES
             )
-            judge.settle(worker, WORKER_KINDS, wanted)
+            judge.settle(worker, WORKER_KINDS, wanted, conditions.undecided(worker))
             result.workers_judged += 1
         judge.settle(None, FLEET_KINDS, fleet_alerts(now))
         cursor.change_id = max(cursor.change_id, top)
@@ -155,7 +155,9 @@ class Judge:
         # Open alerts are few (kinds × workers in trouble): one query for the whole pass.
         self.open_alerts = {a.key: a for a in Alert.objects.open()}
 
-    def settle(self, worker: Worker | None, kinds, wanted: dict[str, str]) -> None:
+    def settle(self, worker: Worker | None, kinds, wanted: dict[str, str], keep=()) -> None:
+        """Open the wanted alerts not yet open; resolve the open ones no longer wanted, but
+        those of a kind in `keep` (cannot be judged now)."""
         worker_id = worker.pk if worker else None
         keys = [alert_key(kind, worker_id) for kind in kinds]
         open_alerts = {a.kind: a for k in keys if (a := self.open_alerts.get(k))}
@@ -163,7 +165,7 @@ class Judge:
             if kind not in open_alerts:
                 self.open(worker, kind, message)
         for kind, alert in open_alerts.items():
-            if kind not in wanted:
+            if kind not in wanted and kind not in keep:
                 self.resolve(worker, alert)
 
     def open(self, worker: Worker | None, kind: str, message: str) -> None:
@@ -196,7 +198,7 @@ class Judge:
         name = conditions.subject(worker) if worker else "fleet"
         alert.resolved_at = self.now
         alert.recovery_message = conditions.recovery_message(
-            alert.kind, name, alert.opened_at, self.now
+            alert.kind, name, alert.opened_at, self.now, worker.status if worker else "running"
         )
         alert.save(update_fields=["resolved_at", "recovery_message"])
         muted_now = self.status_for(worker) == NotificationStatus.MUTED
