@@ -152,6 +152,7 @@ def test_backoff_and_redaction():
         "Failed to send to ***"
     )
     assert redact("token TokenB22 was refused", url) == "token *** was refused"
+    assert redact("no answer from TokenA1", url) == "no answer from ***"
     mail = "mailtos://user:hunter22@smtp.example.com?to=ops@example.com"
     assert "hunter22" not in redact("login hunter22 failed at smtp.example.com", mail)
 

@@ -41,10 +41,11 @@ def backoff(attempts: int) -> timedelta:
 
 
 def redact(text: str, url: str) -> str:
-    """Text with every secret-looking part of the URL (user, password, host path parts, query
-    values, the URL itself) replaced by ***: an Apprise error may echo any of them."""
+    """Text with every secret-looking part of the URL (user, password, host, path parts, query
+    values, the URL itself) replaced by ***: an Apprise error may echo any of them (in
+    slack://TokenA/TokenB/TokenC the "host" is a token)."""
     parts = urlsplit(url)
-    pieces = {url, parts.netloc, parts.username or "", parts.password or ""}
+    pieces = {url, parts.netloc, parts.hostname or "", parts.username or "", parts.password or ""}
     pieces.update(unquote(p) for p in parts.path.split("/"))
     pieces.update(p for p in parts.path.split("/"))
     pieces.update(value for _, value in parse_qsl(parts.query))
