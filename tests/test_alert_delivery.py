@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from fleet.alerts.delivery import MAX_ATTEMPTS, backoff, deliver_due, redact
 from fleet.alerts.evaluate import run_pass
-from fleet.models import AlertChannel, Notification, NotificationStatus
+from fleet.models import AlertChannel, Notification, NotificationStatus, Worker
 from fleet.models.changes import record_change
 
 pytestmark = pytest.mark.django_db
@@ -163,3 +163,14 @@ def test_apprise_logs_stay_out_of_the_log(worker, channel, receiver, caplog):
     run_pass()
     deliver_due()
     assert not [r for r in caplog.records if r.name.startswith("apprise")]
+
+
+def test_one_run_stops_taking_notifications_after_its_budget(db, channel, receiver):
+    receiver.delay = 0.3
+    for i in range(3):
+        w = Worker.objects.create(name=f"w{i}", region="us-east-1", instance_id=f"i-{i:017x}")
+        break_cml(w)
+    run_pass()
+    assert deliver_due(budget=0.2).sent == 1  # the first took longer than the budget
+    assert deliver_due().sent == 2  # the rest go on the next run
+    assert len(receiver.received) == 3

@@ -6,6 +6,7 @@ error (Apprise's own log is captured and scrubbed, see `send`)."""
 
 import logging
 import re
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -22,6 +23,9 @@ MAX_ATTEMPTS = 8
 FIRST_RETRY = timedelta(minutes=1)
 LONGEST_RETRY = timedelta(minutes=30)
 BATCH = 100
+# One run stops taking notifications after this long, so a slow or unreachable service cannot
+# hold a django-q2 worker (the collection's too) past the next minute's run.
+BUDGET_SECONDS = 45.0
 TITLE_PREFIX = "CML Fleet"
 
 
@@ -79,11 +83,15 @@ def message_of(notification: Notification) -> tuple[str, str]:
     return f"{TITLE_PREFIX}: {kind}", alert.message
 
 
-def deliver_due(now: datetime | None = None, limit: int = BATCH) -> DeliveryResult:
-    """Send the pending notifications that are due, at most `limit`, one transaction each."""
+def deliver_due(
+    now: datetime | None = None, limit: int = BATCH, budget: float = BUDGET_SECONDS
+) -> DeliveryResult:
+    """Send the pending notifications that are due, one transaction each: at most `limit`, and
+    none started after `budget` seconds (the rest wait for the next run)."""
     result = DeliveryResult()
+    stop_at = time.monotonic() + budget
     for _ in range(limit):
-        if not deliver_one(now or timezone.now(), result):
+        if time.monotonic() >= stop_at or not deliver_one(now or timezone.now(), result):
             break
     if result.sent or result.retrying or result.failed:
         log.info("%s", result.summary())
