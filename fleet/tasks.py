@@ -73,8 +73,8 @@ def prune() -> str:
     alerts_count = alerts.count()
     alerts.delete()  # with their notifications
     return (
-        f"pruned {changes} change log rows, {runs} runs, {samples} samples and "
-        f"{alerts_count} resolved alerts"
+        f"pruned {changes} change log rows, {runs} runs, {alerts_count} resolved alerts and "
+        f"{samples} samples"
     )
 
 

@@ -174,3 +174,13 @@ def test_one_run_stops_taking_notifications_after_its_budget(db, channel, receiv
     assert deliver_due(budget=0.2).sent == 1  # the first took longer than the budget
     assert deliver_due().sent == 2  # the rest go on the next run
     assert len(receiver.received) == 3
+
+
+def test_a_switched_off_channel_sends_nothing_until_switched_on(worker, channel, receiver):
+    break_cml(worker)
+    run_pass()
+    AlertChannel.objects.update(enabled=False)
+    assert deliver_due().sent == 0
+    AlertChannel.objects.update(enabled=True)
+    assert deliver_due().sent == 1
+    assert len(receiver.received) == 1

@@ -62,7 +62,7 @@ def test_prune_drops_old_change_log_rows_and_runs(db):
     Alert.objects.create(kind="collection", key="collection:fleet", message="b")  # open
     recent = timezone.now() - timedelta(days=2)
     Alert.objects.create(kind="collection", key="collection:fleet", message="c", resolved_at=recent)
-    assert prune() == "pruned 1 change log rows, 1 runs, 0 samples and 1 resolved alerts"
+    assert prune() == "pruned 1 change log rows, 1 runs, 1 resolved alerts and 0 samples"
     assert Change.objects.count() == 1 and CollectionRun.objects.count() == 1
     assert sorted(Alert.objects.values_list("message", flat=True)) == ["b", "c"]
 

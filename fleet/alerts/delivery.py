@@ -103,8 +103,12 @@ def deliver_one(now: datetime, result: DeliveryResult) -> bool:
     outcome, commit. False when none is due."""
     with transaction.atomic():
         notification = (
-            Notification.objects.select_for_update(skip_locked=True)
-            .filter(status=NotificationStatus.PENDING, next_attempt_at__lte=now)
+            Notification.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(
+                status=NotificationStatus.PENDING,
+                next_attempt_at__lte=now,
+                channel__enabled=True,  # a switched-off channel's rows wait for it
+            )
             .order_by("next_attempt_at", "id")
             .first()
         )
