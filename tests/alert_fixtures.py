@@ -2,7 +2,6 @@
 answer 500), and an SMTP server (aiosmtpd) that records each message."""
 
 import json
-import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -11,6 +10,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from fleet.models import AlertChannel
+from tests.browser_fixtures import free_port
 
 
 class Receiver(ThreadingHTTPServer):
@@ -66,12 +66,6 @@ class Mailbox:
     async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's naming)
         self.messages.append(envelope)
         return "250 Message accepted for delivery"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture

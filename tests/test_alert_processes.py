@@ -10,10 +10,11 @@ import time
 from pathlib import Path
 
 import pytest
-from django.db import connection, transaction
+from django.db import transaction
 
 from fleet.models import Alert, Notification, NotificationStatus, Worker
 from fleet.models.changes import record_changes
+from tests.browser_fixtures import database_url
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKERS = 30
@@ -32,12 +33,6 @@ for _ in range(3):
     sent += deliver_due().sent
 print(json.dumps({"changed": changed, "sent": sent}))
 """
-
-
-def database_url() -> str:
-    db = connection.settings_dict
-    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
-    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
 def two_collectors() -> list[dict]:
