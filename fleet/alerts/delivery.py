@@ -66,7 +66,10 @@ def send(url: str, title: str, body: str) -> str:
     with apprise.LogCapture(level=logging.WARNING, fmt="%(message)s") as captured:
         if not url or not notifier.add(url):
             return "Apprise does not accept this channel's URL (or it could not be decrypted)"
-        ok = notifier.notify(body=body, title=title)
+        try:
+            ok = notifier.notify(body=body, title=title)
+        except Exception as error:  # a plugin's bug must not wedge the outbox: retried instead
+            return redact(f"Apprise failed: {type(error).__name__}: {error}", url)[:1000]
     if ok:
         return ""
     lines = [line.strip() for line in captured.getvalue().splitlines() if line.strip()]
