@@ -9,7 +9,10 @@ transaction, so the live pages hear of them.
 from django.contrib import admin
 from django.db import transaction
 
-from fleet import admin_tasks  # noqa: F401  (django-q2's task pages, re-registered)
+from fleet import (
+    admin_alerts,  # noqa: F401  (alert channels, alerts and the outbox)
+    admin_tasks,  # noqa: F401  (django-q2's task pages, re-registered)
+)
 from fleet.models import ActionEntry, ChangeKind, CollectionRun, Lab, Worker
 from fleet.models.changes import record_change, record_changes
 from fleet.models.field_groups import OBSERVED, SET_BY_PEOPLE

@@ -2,7 +2,14 @@
 
 from django.db.models import Q
 
-VIEW = ["view_worker", "view_lab", "view_collectionrun", "view_actionentry"]
+VIEW = [
+    "view_worker",
+    "view_lab",
+    "view_collectionrun",
+    "view_actionentry",
+    "view_alert",
+    "view_notification",
+]
 # Each action's own permission (fleet.models.ActionEntry.Meta): the operator runs the day to
 # day ones; terminating, importing, registering and deregistering licences are the admin's.
 OPERATE = [
@@ -19,10 +26,10 @@ OPERATE = [
 ROLES = {
     "viewer": VIEW,
     "operator": [*VIEW, "refresh_worker", *OPERATE],
-    # Every permission of the fleet app, a look at django-q2's schedules and tasks and at
-    # django-axes' login attempts, and unlocking (deleting an attempt). A schedule names a
-    # function the collector runs, with the AWS credentials and the CML password at hand, so
-    # adding or changing one is for superusers.
+    # Every permission of the fleet app (alert channels too: their URLs hold secrets), a look
+    # at django-q2's schedules and tasks and at django-axes' login attempts, and unlocking
+    # (deleting an attempt). A schedule names a function the collector runs, with the AWS
+    # credentials and the CML password at hand, so adding or changing one is for superusers.
     "admin": None,
 }
 MANAGED_APPS = ["fleet", "django_q", "axes"]

@@ -11,9 +11,11 @@ from django.utils import timezone
 from django_q.models import OrmQ, Schedule
 from django_q.tasks import async_task
 
+from fleet.alerts.delivery import deliver_due
+from fleet.alerts.evaluate import run_pass
 from fleet.collection.collect import collect
 from fleet.collection.locks import exclusive
-from fleet.models import Change, CollectionRun, RunKind, RunTrigger, Sample
+from fleet.models import Alert, Change, CollectionRun, RunKind, RunTrigger, Sample
 
 CHANGE_LOG_RETENTION = timedelta(hours=6)
 RUN_RETENTION = timedelta(days=30)
@@ -55,14 +57,25 @@ def refresh_all_pending() -> bool:
     return any(entry.name() == REFRESH_ALL_TASK for entry in OrmQ.objects.only("payload"))
 
 
+def alerts() -> str:
+    """The alert pass, then delivery of the due notifications (every minute)."""
+    return f"{run_pass().summary()}; {deliver_due().summary()}"
+
+
 def prune() -> str:
-    """Keep the change log, the run history and the samples bounded."""
+    """Keep the change log, the run history, the samples and resolved alerts bounded."""
     now = timezone.now()
     changes, _ = Change.objects.filter(created_at__lt=now - CHANGE_LOG_RETENTION).delete()
     runs, _ = CollectionRun.objects.filter(started_at__lt=now - RUN_RETENTION).delete()
     history = now - timedelta(days=settings.HISTORY_DAYS)
     samples, _ = Sample.objects.filter(taken_at__lt=history).delete()
-    return f"pruned {changes} change log rows, {runs} runs and {samples} samples"
+    alerts = Alert.objects.filter(resolved_at__lt=now - RUN_RETENTION)
+    alerts_count = alerts.count()
+    alerts.delete()  # with their notifications
+    return (
+        f"pruned {changes} change log rows, {runs} runs, {alerts_count} resolved alerts and "
+        f"{samples} samples"
+    )
 
 
 def schedules() -> dict[str, tuple[dict, timedelta]]:
@@ -90,6 +103,7 @@ def schedules() -> dict[str, tuple[dict, timedelta]]:
             timedelta(minutes=1),
         ),
         "fleet: idle pass": ({"func": "fleet.idle.pause.idle_pass", "minutes": 1}, timedelta(0)),
+        "fleet: alerts": ({"func": "fleet.tasks.alerts", "minutes": 1}, timedelta(0)),
     }
     if settings.AUTO_IMPORT_TAGS:  # off by default
         found[AUTO_IMPORT_SCHEDULE] = (

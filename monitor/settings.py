@@ -307,7 +307,16 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "null": {"class": "logging.NullHandler"},
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"botocore": {"level": "WARNING"}, "httpx": {"level": "WARNING"}},
+    "loggers": {
+        "botocore": {"level": "WARNING"},
+        "httpx": {"level": "WARNING"},
+        # Apprise's lines can name a channel's URL (tokens, passwords): never printed; the
+        # alert delivery captures them, scrubs the URL and logs its own line.
+        "apprise": {"handlers": ["null"], "propagate": False, "level": "WARNING"},
+    },
 }

@@ -1,7 +1,7 @@
-"""The packages import one way: web uses idle, actions, live, collection and models; idle (the
-auto-pause) uses actions, collection and models; actions use collection and models; live and
-collection use models; models use nothing of ours; the app never imports the simulator at
-module level (production installs lack it)."""
+"""The packages import one way: web uses idle, alerts, actions, live, collection and models;
+idle (the auto-pause) uses actions, collection and models; actions use collection and models;
+live, collection and alerts use models; models use nothing of ours but fleet.secrets; the app
+never imports the simulator at module level (production installs lack it)."""
 
 import ast
 from pathlib import Path
@@ -12,16 +12,32 @@ FLEET = Path(__file__).resolve().parent.parent / "fleet"
 FORBIDDEN = {
     "models": (
         "fleet.actions",
+        "fleet.alerts",
         "fleet.collection",
         "fleet.idle",
         "fleet.live",
         "fleet.web",
         "simulator",
     ),
-    "collection": ("fleet.actions", "fleet.idle", "fleet.live", "fleet.web", "simulator"),
-    "live": ("fleet.actions", "fleet.idle", "fleet.web", "simulator"),
-    "actions": ("fleet.idle", "fleet.live", "fleet.web", "simulator"),
-    "idle": ("fleet.live", "fleet.web", "simulator"),
+    "collection": (
+        "fleet.actions",
+        "fleet.alerts",
+        "fleet.idle",
+        "fleet.live",
+        "fleet.web",
+        "simulator",
+    ),
+    "live": ("fleet.actions", "fleet.alerts", "fleet.idle", "fleet.web", "simulator"),
+    "alerts": (
+        "fleet.actions",
+        "fleet.collection",
+        "fleet.idle",
+        "fleet.live",
+        "fleet.web",
+        "simulator",
+    ),
+    "actions": ("fleet.alerts", "fleet.idle", "fleet.live", "fleet.web", "simulator"),
+    "idle": ("fleet.alerts", "fleet.live", "fleet.web", "simulator"),
     "web": ("simulator",),
     "management": ("simulator",),
 }

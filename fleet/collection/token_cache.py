@@ -5,13 +5,12 @@ under a key derived from `SECRET_KEY`. A value that does not decrypt (the key wa
 older release stored it in plain text) counts as no tokens: the workers are signed in again.
 """
 
-import base64
-import hashlib
 import json
 
-from cryptography.fernet import Fernet, InvalidToken
-from django.conf import settings
+from cryptography.fernet import InvalidToken
 from django.core.cache import cache
+
+from fleet.secrets import fernet
 
 CACHE_KEY = "fleet:cml-tokens"
 CACHE_SECONDS = 12 * 3600
@@ -23,16 +22,11 @@ def load_tokens() -> dict[str, str]:
     if not isinstance(sealed, bytes):
         return {}
     try:
-        tokens = json.loads(_fernet().decrypt(sealed))
+        tokens = json.loads(fernet("cml-tokens").decrypt(sealed))
     except (InvalidToken, ValueError):
         return {}
     return tokens if isinstance(tokens, dict) else {}
 
 
 def save_tokens(tokens: dict[str, str]) -> None:
-    cache.set(CACHE_KEY, _fernet().encrypt(json.dumps(tokens).encode()), CACHE_SECONDS)
-
-
-def _fernet() -> Fernet:
-    digest = hashlib.sha256(b"fleet-cml-tokens:" + settings.SECRET_KEY.encode()).digest()
-    return Fernet(base64.urlsafe_b64encode(digest))
+    cache.set(CACHE_KEY, fernet("cml-tokens").encrypt(json.dumps(tokens).encode()), CACHE_SECONDS)

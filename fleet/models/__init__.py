@@ -1,6 +1,15 @@
 """What is stored, split by meaning; everything is importable from `fleet.models`."""
 
 from fleet.models.actions import ActionEntry, ActionName, ActionOutcome
+from fleet.models.alerts import (
+    Alert,
+    AlertChannel,
+    AlertCursor,
+    AlertKind,
+    Notification,
+    NotificationEvent,
+    NotificationStatus,
+)
 from fleet.models.changes import Change, ChangeKind
 from fleet.models.labs import Lab, LabState
 from fleet.models.runs import CollectionRun, RunKind, RunScope, RunStatus, RunTrigger
@@ -23,6 +32,13 @@ __all__ = [
     "ActionEntry",
     "ActionName",
     "ActionOutcome",
+    "Alert",
+    "AlertChannel",
+    "AlertCursor",
+    "AlertKind",
+    "Notification",
+    "NotificationEvent",
+    "NotificationStatus",
     "PendingAction",
     "Change",
     "ChangeKind",

@@ -2,8 +2,17 @@
 
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
+
+OVERDUE_GRACE_SECONDS = 120
+
+
+def overdue_after() -> timedelta:
+    """How old the last fleet-wide success may be before collection counts as overdue (/healthz
+    and the collection alert): twice the interval plus a grace period."""
+    return timedelta(seconds=2 * settings.POLL_INTERVAL_SECONDS + OVERDUE_GRACE_SECONDS)
 
 
 class RunKind(models.TextChoices):

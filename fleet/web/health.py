@@ -1,7 +1,7 @@
 """What `/healthz` reports: can we reach the database, and is collection keeping up?"""
 
 import logging
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -9,15 +9,9 @@ from django.db import DatabaseError
 from django.utils import timezone
 
 from fleet.models import CollectionRun
+from fleet.models.runs import overdue_after
 
 log = logging.getLogger(__name__)
-
-GRACE_SECONDS = 120
-
-
-def overdue_after() -> timedelta:
-    """How old the last fleet-wide success may be: twice the interval plus a grace period."""
-    return timedelta(seconds=2 * settings.POLL_INTERVAL_SECONDS + GRACE_SECONDS)
 
 
 def fleet_health(now: datetime | None = None) -> tuple[bool, dict[str, Any]]:
