@@ -114,3 +114,16 @@ def test_the_list_filters_idle_workers_and_marks_them(client, viewer, idle):
     everyone = client.get("/").content.decode()
     assert 'class="muted-row"' in everyone and ">muted</span>" in everyone
     assert '<span class="value">1</span><span class="label">idle</span>' in everyone
+
+
+def test_the_worker_page_lists_open_alerts_and_the_pass_updates_it(client, viewer, idle):
+    from fleet.alerts.evaluate import run_pass
+
+    changes_before = Change.objects.count()
+    run_pass()  # the idle warning is an alert
+    assert Change.objects.filter(pk__gt=changes_before, worker_id=idle.pk).get().fields == [
+        "alerts"
+    ]
+    client.force_login(viewer)
+    html = client.get(f"/workers/{idle.pk}/").content.decode()
+    assert 'aria-label="Open alerts"' in html and "cml-worker-01 idle: stops at" in html

@@ -52,7 +52,7 @@ def test_every_field_a_page_shows_belongs_to_a_fragment():
     names = {f.name for f in Worker._meta.concrete_fields} - {"id", "created_at"}
     claimed = set().union(*FRAGMENT_FIELDS.values())
     assert names <= claimed, f"no fragment shows {sorted(names - claimed)}"
-    assert claimed - names == {"labs", "actions"}  # lab rows, audit entries; else a typo
+    assert claimed - names == {"labs", "actions", "alerts"}  # labs, audit, alerts; else a typo
     assert set(FRAGMENT_FIELDS) == ALL
 
 

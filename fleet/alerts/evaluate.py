@@ -36,6 +36,7 @@ from fleet.models import (
     Worker,
 )
 from fleet.models.alerts import FLEET_KINDS, WORKER_KINDS, alert_key
+from fleet.models.changes import record_changes
 from fleet.models.runs import overdue_after
 
 log = logging.getLogger("fleet.alerts")
@@ -118,6 +119,9 @@ def run_pass(now: datetime | None = None) -> PassResult:
             judge.settle(worker, WORKER_KINDS, wanted, conditions.undecided(worker))
             result.workers_judged += 1
         judge.settle(None, FLEET_KINDS, fleet_alerts(now))
+        # The worker pages list their open alerts: tell them, in this transaction.
+        touched = {alert.worker_id for alert in result.opened + result.resolved}
+        record_changes((pk, "updated", ["alerts"]) for pk in sorted(touched - {None}))
         cursor.change_id = max(cursor.change_id, top)
         cursor.save(update_fields=["change_id", "swept_at"])
     if result.opened or result.resolved:

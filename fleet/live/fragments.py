@@ -69,8 +69,15 @@ FRAGMENT_FIELDS = {
     "history": {*CLOUDWATCH.fields, *SAMPLED_CML_FIGURES, "labs_count"},
     # "actions": the worker's audit entries (fleet/actions writes it with every entry).
     "actions": {"actions"},
-    # Its pause counts come from the audit entries too.
-    "idle": {*ACTIVITY.fields, *IDLE_CONTROLS.fields, "status", "running_since", "actions"},
+    # Its pause counts come from the audit entries; "alerts": the worker's open alerts.
+    "idle": {
+        *ACTIVITY.fields,
+        *IDLE_CONTROLS.fields,
+        "status",
+        "running_since",
+        "actions",
+        "alerts",
+    },
 }
 
 

@@ -102,10 +102,6 @@ class AlertQuerySet(models.QuerySet):
     def open(self) -> "AlertQuerySet":
         return self.filter(resolved_at__isnull=True)
 
-    def open_for(self, worker: Worker) -> "AlertQuerySet":
-        """A worker's open alerts, oldest first (for its page)."""
-        return self.open().filter(worker=worker).order_by("opened_at")
-
 
 class Alert(models.Model):
     """One occurrence of a problem, from when it was seen until it went away. At most one is

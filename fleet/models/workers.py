@@ -289,6 +289,10 @@ class Worker(models.Model):
     def is_snoozed(self) -> bool:
         return self.snooze_until is not None and self.snooze_until > timezone.now()
 
+    def open_alerts(self):
+        """Its open alerts, oldest first (the worker page)."""
+        return self.alerts.open().order_by("opened_at")
+
     def pause_counts(self, days: int = 30) -> dict[str, int]:
         """Auto-pauses (stops by the idle rule) and starts in the last `days` days."""
         since = timezone.now() - timedelta(days=days)
