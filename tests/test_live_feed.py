@@ -19,7 +19,12 @@ from fleet.admin import WorkerAdmin
 from fleet.live import feed as live_feed
 from fleet.live import fragments
 from fleet.live.feed import ChangeFeed, start_feed
-from fleet.live.fragments import FRAGMENT_FIELDS, WORKER_FRAGMENTS, fragments_for
+from fleet.live.fragments import (
+    FRAGMENT_FIELDS,
+    HISTORY_FRAGMENTS,
+    WORKER_FRAGMENTS,
+    fragments_for,
+)
 from fleet.models import Change, ChangeKind, CollectionRun, Lab, Worker
 from fleet.models.changes import record_change, record_changes, record_fleet_change
 from fleet.models.workers import WorkerQuerySet
@@ -27,6 +32,7 @@ from tests.browser_fixtures import free_port, start_daphne, stop
 from tests.live_fixtures import open_stream, opened, parse_sse, run, session_of
 
 ALL = set(WORKER_FRAGMENTS)
+HISTORY = set(HISTORY_FRAGMENTS)
 
 
 @pytest.mark.parametrize(
@@ -36,8 +42,9 @@ ALL = set(WORKER_FRAGMENTS)
         (["labs"], {"labs", "row"}),
         (["cml_version"], {"cml"}),
         (["name"], {"row"}),
-        (["cpu_percent"], {"row", "aws", "history"}),
-        (["nodes_running", "last_error"], {"cml", "history"}),
+        (["cpu_percent"], {"row", "aws"}),  # the charts follow the cycle's samples
+        (["nodes_running", "last_error"], {"cml"}),
+        (["actions"], {"actions", *HISTORY}),  # actions are marked on the charts
         (["no_such_field"], ALL),
         (["cml_version", "no_such_field"], ALL),
         ([], ALL),
@@ -129,7 +136,7 @@ def test_several_changes_of_a_worker_in_one_step_render_its_fragments_once(
         return await received(layer, channel)
 
     messages = run(scenario)
-    assert sorted(renders) == ["aws", "cml", "row"]
+    assert sorted(renders) == ["cml", "row"]  # aws changed too, but nobody here watches it
     newest = Change.objects.order_by("-id").first().pk
     assert sorted(m["event"] for m in messages) == [
         f"worker-{worker.pk}-cml",
@@ -316,7 +323,7 @@ def test_the_feed_never_reads_the_same_rows_twice_even_when_a_step_fails(
     past the rows, the pages they concern reload, and later changes flow again."""
     attempts = []
 
-    def failing_render(changes):
+    def failing_render(changes, watched=None):
         attempts.append([change.pk for change in changes])
         raise DataError("a poisoned row")
 

@@ -1,6 +1,8 @@
 """Display helpers for the fleet pages: percentages, byte sizes and status colours."""
 
 from django import template
+from django.utils.html import format_html
+from django.utils.timesince import timesince
 
 register = template.Library()
 
@@ -71,3 +73,23 @@ def sparkline(samples, field: str, label: str, ceiling: float | None = 100.0, la
 def sort_query(state, column: str) -> str:
     """The query string a click on a column header leads to (see ListState.sorted_by)."""
     return state.sorted_by(column)
+
+
+@register.simple_tag
+def window_query(state, window: str) -> str:
+    """The list's query string with the fleet chart over `window` (filters and sort kept)."""
+    return state.query(window=window, page=state.page)
+
+
+@register.simple_tag
+def ago(moment) -> str:
+    """`<time datetime=… data-ago>5 minutes ago</time>`: the server's relative text, which
+    static/js/fleet.js keeps true as the page stays open; the exact time on hover."""
+    if moment is None:
+        return "never"
+    return format_html(
+        '<time datetime="{}" data-ago title="{} UTC">{} ago</time>',
+        moment.isoformat(),
+        moment.strftime("%Y-%m-%d %H:%M:%S"),
+        timesince(moment),
+    )

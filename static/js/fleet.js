@@ -79,3 +79,36 @@ document.addEventListener("change", (event) => {
 });
 document.addEventListener("htmx:sseMessage", restoreSelection);
 document.addEventListener("htmx:afterSettle", restoreSelection);
+
+// <time data-ago datetime="..."> keeps its relative text true while the page stays open: the
+// server wrote "5 minutes ago" when it rendered the page; this rewrites it every 15 s.
+function plural(count, unit) {
+  return `${count} ${unit}${count === 1 ? "" : "s"}`;
+}
+function ago() {
+  for (const element of document.querySelectorAll("time[data-ago]")) {
+    const seconds = Math.round((Date.now() - Date.parse(element.dateTime)) / 1000);
+    if (Number.isNaN(seconds)) continue;
+    const minutes = Math.floor(seconds / 60);
+    const hours = Math.floor(minutes / 60);
+    const days = Math.floor(hours / 24);
+    let text;
+    if (seconds < 60) text = "less than a minute";
+    else if (minutes < 60) text = plural(minutes, "minute");
+    else if (hours < 24) text = plural(hours, "hour") + (minutes % 60 ? ", " + plural(minutes % 60, "minute") : "");
+    else text = plural(days, "day") + (hours % 24 ? ", " + plural(hours % 24, "hour") : "");
+    element.textContent = `${text} ago`;
+  }
+}
+ago();
+setInterval(ago, 15000);
+document.addEventListener("htmx:afterSettle", ago);
+document.addEventListener("htmx:sseMessage", ago);
+
+// The page title counts the workers in trouble; the stat cards (live) carry the current title.
+function retitle() {
+  const stats = document.getElementById("fleet-stats");
+  if (stats && stats.dataset.title) document.title = stats.dataset.title;
+}
+document.addEventListener("htmx:afterSettle", retitle);
+document.addEventListener("htmx:sseMessage", retitle);
