@@ -124,6 +124,7 @@ class Chart:
     high: Mark | None = None
     events: list[EventMark] = field(default_factory=list)
     summary: str = ""
+    values: tuple[str, str, str] | None = None  # last, lowest, highest, as text
     width: int = WIDTH
     height: int = HEIGHT
     left: int = LEFT
@@ -194,7 +195,7 @@ def build_chart(
         Tick(round(x_of(t), 1), _when(t, window, tick=True)) for t in _ticks(start, now, window)
     ]
     y_grid = [Tick(round(y_of(v), 1), text(v)) for v in _frange(0, top_value, step)]
-    current = low = high = None
+    current = low = high = shown = None
     summary = "no samples in this window"
     if values:
         valued = [(t, v) for t, v in inside if v is not None]
@@ -208,7 +209,7 @@ def build_chart(
             f"last {text(last_v)} at {_when(last_t, window)}",
             "current",
         )
-        if high_v != low_v:
+        if high_v != low_v:  # a flat line has one value: the current one
             low = _mark(
                 round(x_of(low_t), 1),
                 round(y_of(low_v), 1),
@@ -223,7 +224,11 @@ def build_chart(
                 f"highest {text(high_v)} at {_when(high_t, window)}",
                 "high",
             )
-        summary = f"last {text(last_v)}, lowest {text(low_v)}, highest {text(high_v)}"
+        # The current value's label says it already where it is the lowest or highest too.
+        low = None if low and low_t == last_t else low
+        high = None if high and high_t == last_t else high
+        shown = (text(last_v), text(low_v), text(high_v))
+        summary = "last {}, lowest {}, highest {}".format(*shown)
     marks = [
         EventMark(round(x_of(e.at), 1), e.label, f"{_when(e.at, window)} {e.label}", e.tone)
         for e in events
@@ -241,6 +246,7 @@ def build_chart(
         high=high,
         events=marks,
         summary=summary,
+        values=shown,
     )
 
 

@@ -142,7 +142,7 @@ def action_events(worker: Worker, since: datetime) -> list[Event]:
             + (
                 ""
                 if entry.outcome == ActionOutcome.SUCCEEDED
-                else f" ({entry.get_outcome_display()})"
+                else f" ({entry.get_outcome_display().lower()})"
             ),
             ACTION_TONES.get(entry.action, "idle"),
         )

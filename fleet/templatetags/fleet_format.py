@@ -1,8 +1,10 @@
 """Display helpers for the fleet pages: percentages, byte sizes and status colours."""
 
+from datetime import timedelta
+
 from django import template
+from django.utils import timezone
 from django.utils.html import format_html
-from django.utils.timesince import timesince
 
 register = template.Library()
 
@@ -91,5 +93,19 @@ def ago(moment) -> str:
         '<time datetime="{}" data-ago title="{} UTC">{} ago</time>',
         moment.isoformat(),
         moment.strftime("%Y-%m-%d %H:%M:%S"),
-        timesince(moment),
+        short_age(timezone.now() - moment),
     )
+
+
+def short_age(age: timedelta) -> str:
+    """`<1 min`, `5 min`, `2 h 5 min`, `3 d 4 h`: short enough for a table column (the same
+    rule as static/js/fleet.js, which keeps it current)."""
+    minutes = max(int(age.total_seconds()), 0) // 60
+    hours, days = minutes // 60, minutes // 1440
+    if minutes < 1:
+        return "<1 min"
+    if hours < 1:
+        return f"{minutes} min"
+    if days < 1:
+        return f"{hours} h" + (f" {minutes % 60} min" if minutes % 60 else "")
+    return f"{days} d" + (f" {hours % 24} h" if hours % 24 else "")

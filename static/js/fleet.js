@@ -81,23 +81,22 @@ document.addEventListener("htmx:sseMessage", restoreSelection);
 document.addEventListener("htmx:afterSettle", restoreSelection);
 
 // <time data-ago datetime="..."> keeps its relative text true while the page stays open: the
-// server wrote "5 minutes ago" when it rendered the page; this rewrites it every 15 s.
-function plural(count, unit) {
-  return `${count} ${unit}${count === 1 ? "" : "s"}`;
+// server wrote "5 min ago" when it rendered the page (fleet_format.short_age, the same rule);
+// this rewrites it every 15 s.
+function shortAge(seconds) {
+  const minutes = Math.floor(Math.max(seconds, 0) / 60);
+  const hours = Math.floor(minutes / 60);
+  const days = Math.floor(minutes / 1440);
+  if (minutes < 1) return "<1 min";
+  if (hours < 1) return `${minutes} min`;
+  if (days < 1) return `${hours} h` + (minutes % 60 ? ` ${minutes % 60} min` : "");
+  return `${days} d` + (hours % 24 ? ` ${hours % 24} h` : "");
 }
 function ago() {
   for (const element of document.querySelectorAll("time[data-ago]")) {
     const seconds = Math.round((Date.now() - Date.parse(element.dateTime)) / 1000);
     if (Number.isNaN(seconds)) continue;
-    const minutes = Math.floor(seconds / 60);
-    const hours = Math.floor(minutes / 60);
-    const days = Math.floor(hours / 24);
-    let text;
-    if (seconds < 60) text = "less than a minute";
-    else if (minutes < 60) text = plural(minutes, "minute");
-    else if (hours < 24) text = plural(hours, "hour") + (minutes % 60 ? ", " + plural(minutes % 60, "minute") : "");
-    else text = plural(days, "day") + (hours % 24 ? ", " + plural(hours % 24, "hour") : "");
-    element.textContent = `${text} ago`;
+    element.textContent = `${shortAge(seconds)} ago`;
   }
 }
 ago();
