@@ -181,3 +181,52 @@ def test_every_page_passes_axes_contrast_check_in_both_schemes(
         assert any("#faint" in line for line in _contrast_violations(page))
     finally:
         context.close()
+
+
+def test_relative_times_age_in_the_browser(web, page, fleet_workers):
+    collect()
+    page.clock.install()  # the page's clock, from now; moved on below
+    log_in(page, web, *server_user("vera", "viewer"))
+    polled = page.locator("tr[id$=-row] time[data-ago]").first
+    assert polled.inner_text() == "<1 min ago"
+    assert polled.get_attribute("datetime")  # the exact moment, machine-readable
+    page.clock.fast_forward("07:00")
+    page.wait_for_function(
+        "() => document.querySelector('tr[id$=-row] time[data-ago]').textContent === '7 min ago'"
+    )
+    page.clock.fast_forward("02:00:00")
+    page.wait_for_function(
+        "() => document.querySelector('tr[id$=-row] time[data-ago]').textContent"
+        " === '2 h 7 min ago'"
+    )
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_tables_fit_their_cards(web, chromium, fleet_workers, fleet_settings, width):
+    """At 1,280 px nothing scrolls; on a phone only a table scrolls, inside its own card."""
+    collect()
+    worker = running(fleet_settings, fleet_workers)[0]
+    context = chromium.new_context(viewport={"width": width, "height": 900})
+    page = context.new_page()
+    try:
+        log_in(page, web, *server_user("olga", "operator"))
+        for path in ("/", f"/workers/{worker.pk}/", "/runs/", "/audit/"):
+            page.goto(web + path)
+            assert page.evaluate("document.documentElement.scrollWidth") <= width, path
+            overflowing = page.evaluate(
+                """() => [...document.querySelectorAll('table')]
+                    .filter((t) => t.closest('.table-wrap') === null
+                        && t.getBoundingClientRect().right
+                           > t.parentElement.getBoundingClientRect().right + 1)
+                    .map((t) => t.className || t.parentElement.id)"""
+            )
+            assert overflowing == [], path
+            if width == 1280:  # every table whole inside its card: no sideways scrolling
+                scrolled = page.evaluate(
+                    """() => [...document.querySelectorAll('.table-wrap')]
+                        .filter((w) => w.scrollWidth > w.clientWidth + 1)
+                        .map((w) => w.querySelector('table').className)"""
+                )
+                assert scrolled == [], path
+    finally:
+        context.close()
