@@ -582,3 +582,36 @@ def test_an_admin_request_that_fails_after_saving_logs_nothing(admin_client_, wo
         )
     assert logged() == []
     assert Worker.objects.get(pk=worker.pk).name == "cml-worker-01"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_cycles_samples_render_only_the_charts_someone_watches(feed, layer, worker, monkeypatch):
+    """The cycle's end (a fleet change naming "samples") re-renders the chart windows that
+    pages here follow, and the fleet chart of a watched window; nothing nobody follows."""
+    renders = []
+    original = live_feed.render_worker_fragment
+    monkeypatch.setattr(
+        live_feed,
+        "render_worker_fragment",
+        lambda w, fragment: renders.append((w.pk, fragment)) or original(w, fragment),
+    )
+
+    async def scenario():
+        await feed.step()
+        charts = await subscribe(layer, f"worker-{worker.pk}-history-6h", "fleet-chart-24h")
+        await sync_to_async(commit)(None, ["run"], ChangeKind.FLEET)  # progress: no samples
+        await feed.step()
+        before = await received(layer, charts)
+        finish = await sync_to_async(commit)(None, ["run", "samples"], ChangeKind.FLEET)
+        await feed.step()
+        return finish, before, await received(layer, charts)
+
+    finish, before, after = run(scenario)
+    assert before == []
+    assert renders == [(worker.pk, "history-6h")]  # the one watched window, nothing else
+    assert sorted(m["event"] for m in after) == [
+        "fleet-chart-24h",
+        f"worker-{worker.pk}-history-6h",
+    ]
+    assert {m["id"] for m in after} == {finish.pk}
+    assert all("<svg" in m["html"] or "No samples" in m["html"] for m in after)
