@@ -83,6 +83,8 @@ def test_it_streams_with_the_right_headers_and_retry_first(feed, viewer, worker)
         ("?workers=" + "9" * 40, "worker ids separated by commas"),
         ("?workers=" + ",".join(str(n) for n in range(1, 202)), "at most 200 workers"),
         ("?workers=1&fragments=row,nope", "fragments must be some of row, aws"),
+        ("?workers=1&fragments=history", "fragments must be some of row, aws"),
+        ("?workers=1&fleet_chart=2w", "window must be one of 1h, 6h, 24h, 7d"),
     ],
 )
 def test_a_bad_worker_list_is_a_400_that_says_why(client, viewer, query, message):
