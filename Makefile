@@ -3,12 +3,14 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# JavaScript the browser tests inject (axe-core), pinned by tests/node/package-lock.json.
+NODE_STAMP := tests/node/node_modules/.installed
 
 # The test suite runs production-like settings (DEBUG off) over plain HTTP on loopback.
 TEST_ENV := SECRET_KEY=test-only-secret-key ALLOWED_HOSTS=* SECURE_SSL_REDIRECT=false \
 	SECURE_COOKIES=false AWS_REGIONS=us-east-1,eu-west-1,ap-southeast-2
 
-.PHONY: demo test run lint format bench clean
+.PHONY: demo test run lint format bench screenshots clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,10 +18,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev,simulator]'
 	touch $(STAMP)
 
+$(NODE_STAMP): tests/node/package.json tests/node/package-lock.json
+	npm ci --prefix tests/node --no-audit --no-fund --silent
+	touch $(NODE_STAMP)
+
 demo: $(STAMP)
 	DEBUG=true $(BIN)/python manage.py demo
 
-test: $(STAMP)
+test: $(STAMP) $(NODE_STAMP)
 	$(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS)
 
 run: $(STAMP)
@@ -39,5 +45,9 @@ bench: $(STAMP)
 	$(BIN)/python bench/collect.py --workers 100 --latency-ms 2000
 	$(BIN)/python bench/collect.py --workers 1000 --latency-ms 500
 
+# The README's screenshots, from the simulated fleet (docs/screenshots/; needs Chromium).
+screenshots: $(STAMP)
+	$(BIN)/python tools/screenshots.py
+
 clean:
-	rm -rf $(VENV) staticfiles db.sqlite3 .pytest_cache
+	rm -rf $(VENV) staticfiles db.sqlite3 .pytest_cache tests/node/node_modules

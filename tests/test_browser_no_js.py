@@ -41,7 +41,7 @@ def test_filters_paging_and_refresh_work_without_javascript(web, plain_page, fle
 
     plain_page.click(f"#worker-{worker.pk}-row a")
     assert plain_page.locator(f"#worker-{worker.pk}-cml").is_visible()
-    assert plain_page.locator(f"#worker-{worker.pk}-history").is_visible()
+    assert plain_page.locator(f"[id^=worker-{worker.pk}-history-]").is_visible()
 
 
 def test_the_phone_layout_keeps_the_table_inside_its_scroller(web, plain_page, fleet_workers):

@@ -51,7 +51,7 @@ def test_the_list_and_worker_page_draw_sparklines(client, viewer, worker):
     client.force_login(viewer)
     assert 'aria-label="CPU over 24 hours: last 42%' in client.get("/").content.decode()
     page = client.get(f"/workers/{worker.pk}/").content.decode()
-    assert 'aria-label="CPU over 24 hours: last 42%' in page
+    assert 'aria-label="CPU % over the last hour: last 42%' in page
 
 
 def test_samples_older_than_history_days_are_pruned(worker, settings):

@@ -19,7 +19,12 @@ from fleet.admin import WorkerAdmin
 from fleet.live import feed as live_feed
 from fleet.live import fragments
 from fleet.live.feed import ChangeFeed, start_feed
-from fleet.live.fragments import FRAGMENT_FIELDS, WORKER_FRAGMENTS, fragments_for
+from fleet.live.fragments import (
+    FRAGMENT_FIELDS,
+    HISTORY_FRAGMENTS,
+    WORKER_FRAGMENTS,
+    fragments_for,
+)
 from fleet.models import Change, ChangeKind, CollectionRun, Lab, Worker
 from fleet.models.changes import record_change, record_changes, record_fleet_change
 from fleet.models.workers import WorkerQuerySet
@@ -27,6 +32,7 @@ from tests.browser_fixtures import free_port, start_daphne, stop
 from tests.live_fixtures import open_stream, opened, parse_sse, run, session_of
 
 ALL = set(WORKER_FRAGMENTS)
+HISTORY = set(HISTORY_FRAGMENTS)
 
 
 @pytest.mark.parametrize(
@@ -37,8 +43,9 @@ ALL = set(WORKER_FRAGMENTS)
         (["labs"], {"labs", "row"}),
         (["cml_version"], {"cml"}),
         (["name"], {"row"}),
-        (["cpu_percent"], {"row", "aws", "history"}),
-        (["nodes_running", "last_error"], {"cml", "history"}),
+        (["cpu_percent"], {"row", "aws"}),  # the charts follow the cycle's samples
+        (["nodes_running", "last_error"], {"cml"}),
+        (["actions"], {"actions", "idle", *HISTORY}),  # charts mark them; idle counts pauses
         (["no_such_field"], ALL),
         (["cml_version", "no_such_field"], ALL),
         ([], ALL),
@@ -130,7 +137,7 @@ def test_several_changes_of_a_worker_in_one_step_render_its_fragments_once(
         return await received(layer, channel)
 
     messages = run(scenario)
-    assert sorted(renders) == ["aws", "cml", "row"]
+    assert sorted(renders) == ["cml", "row"]  # aws changed too, but nobody here watches it
     newest = Change.objects.order_by("-id").first().pk
     assert sorted(m["event"] for m in messages) == [
         f"worker-{worker.pk}-cml",
@@ -317,7 +324,7 @@ def test_the_feed_never_reads_the_same_rows_twice_even_when_a_step_fails(
     past the rows, the pages they concern reload, and later changes flow again."""
     attempts = []
 
-    def failing_render(changes):
+    def failing_render(changes, watched=None):
         attempts.append([change.pk for change in changes])
         raise DataError("a poisoned row")
 
@@ -576,3 +583,36 @@ def test_an_admin_request_that_fails_after_saving_logs_nothing(admin_client_, wo
         )
     assert logged() == []
     assert Worker.objects.get(pk=worker.pk).name == "cml-worker-01"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_cycles_samples_render_only_the_charts_someone_watches(feed, layer, worker, monkeypatch):
+    """The cycle's end (a fleet change naming "samples") re-renders the chart windows that
+    pages here follow, and the fleet chart of a watched window; nothing nobody follows."""
+    renders = []
+    original = live_feed.render_worker_fragment
+    monkeypatch.setattr(
+        live_feed,
+        "render_worker_fragment",
+        lambda w, fragment: renders.append((w.pk, fragment)) or original(w, fragment),
+    )
+
+    async def scenario():
+        await feed.step()
+        charts = await subscribe(layer, f"worker-{worker.pk}-history-6h", "fleet-chart-24h")
+        await sync_to_async(commit)(None, ["run"], ChangeKind.FLEET)  # progress: no samples
+        await feed.step()
+        before = await received(layer, charts)
+        finish = await sync_to_async(commit)(None, ["run", "samples"], ChangeKind.FLEET)
+        await feed.step()
+        return finish, before, await received(layer, charts)
+
+    finish, before, after = run(scenario)
+    assert before == []
+    assert renders == [(worker.pk, "history-6h")]  # the one watched window, nothing else
+    assert sorted(m["event"] for m in after) == [
+        "fleet-chart-24h",
+        f"worker-{worker.pk}-history-6h",
+    ]
+    assert {m["id"] for m in after} == {finish.pk}
+    assert all("<svg" in m["html"] or "No samples" in m["html"] for m in after)

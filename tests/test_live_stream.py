@@ -83,6 +83,8 @@ def test_it_streams_with_the_right_headers_and_retry_first(feed, viewer, worker)
         ("?workers=" + "9" * 40, "worker ids separated by commas"),
         ("?workers=" + ",".join(str(n) for n in range(1, 202)), "at most 200 workers"),
         ("?workers=1&fragments=row,nope", "fragments must be some of row, aws"),
+        ("?workers=1&fragments=history", "fragments must be some of row, aws"),
+        ("?workers=1&fleet_chart=2w", "window must be one of 1h, 6h, 24h, 7d"),
     ],
 )
 def test_a_bad_worker_list_is_a_400_that_says_why(client, viewer, query, message):
@@ -142,7 +144,7 @@ def test_a_page_gets_its_workers_changes_and_no_others(feed, viewer, worker, oth
         await stream.read_until(opened)
         mine = await sync_to_async(commit_change)(worker, "instance_type")
         await sync_to_async(commit_change)(other_worker, "instance_type")
-        assert await feed.step() == 4  # row and aws of each worker
+        assert await feed.step() == 2  # row and aws of the watched worker only
         text = await stream.read_until(lambda text: f"worker-{worker.pk}-row" in text)
         text = await stream.read_for(0.3)
         await stream.disconnect()
@@ -315,8 +317,14 @@ def test_the_list_page_opens_one_stream_for_the_rows_on_screen(client, viewer):
     shown = re.findall(r'<tr id="worker-(\d+)-row" sse-swap="worker-\1-row"', html)
     assert len(shown) == 50  # the first page
     # ... starting from the log position the page was rendered at (0: an empty log).
-    assert url == "/events/?fragments=row&amp;workers=" + ",".join(shown) + "&amp;last_event_id=0"
+    # The fleet chart rides on it, over the window shown (an hour: no samples yet).
+    assert url == (
+        "/events/?fragments=row&amp;workers="
+        + ",".join(shown)
+        + "&amp;fleet_chart=1h&amp;last_event_id=0"
+    )
     assert 'sse-swap="fleet-changed"' in html and 'sse-swap="fleet-progress"' in html
+    assert 'sse-swap="fleet-chart-1h"' in html
 
 
 def test_the_worker_page_opens_one_stream_for_its_sections(client, viewer, worker):
@@ -324,10 +332,10 @@ def test_the_worker_page_opens_one_stream_for_its_sections(client, viewer, worke
     html = client.get(f"/workers/{worker.pk}/").content.decode()
     (url,) = re.findall(r'sse-connect="([^"]+)"', html)
     assert url == (
-        f"/events/?fragments=aws,cml,idle,history,labs,actions&amp;workers={worker.pk}"
+        f"/events/?fragments=aws,cml,idle,history-1h,labs,actions&amp;workers={worker.pk}"
         "&amp;last_event_id=0"
     )
-    for fragment in ("aws", "cml", "history", "labs", "actions"):
+    for fragment in ("aws", "cml", "idle", "history-1h", "labs", "actions"):
         assert f'sse-swap="worker-{worker.pk}-{fragment}"' in html
 
 

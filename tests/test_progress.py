@@ -29,8 +29,10 @@ def test_a_running_cycle_publishes_its_progress(
     assert published == sorted(set(published)) and published[-1] <= len(fleet_workers)
     assert run.workers_total == run.workers_done == len(fleet_workers)
     # ...and each step, then the finish, told the live pages once.
-    changes = Change.objects.filter(kind=ChangeKind.FLEET, fields=["run"]).count()
-    assert changes == len(published) + 1
+    changes = Change.objects.filter(kind=ChangeKind.FLEET).order_by("id")
+    assert changes.count() == len(published) + 1
+    # the finish also says the cycle added samples: the charts follow it
+    assert [c.fields for c in changes] == [["run"]] * len(published) + [["run", "samples"]]
 
 
 def test_inside_a_transaction_only_the_finish_is_published(fleet_workers):

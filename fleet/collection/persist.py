@@ -158,8 +158,10 @@ def _finish(
     labs_read = [pk for pk in result.labs_read if pk not in refused]
     if labs_read:
         Worker.objects.filter(pk__in=labs_read).update(labs_polled_at=now)
+    # The progress line: finished; with "samples" when the charts have new points.
+    sampled = bool(result.polled) and set(result.polled) - set(refused)
     record_changes(
-        [(None, ChangeKind.FLEET, ["run"])]  # the progress line: finished
+        [(None, ChangeKind.FLEET, ["run", "samples"] if sampled else ["run"])]
         + [
             (pk, ChangeKind.UPDATED, _logged_fields(result, pk, refused))
             for pk in sorted(result.changed_workers | set(refused))

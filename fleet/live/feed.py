@@ -18,7 +18,17 @@ from django.db import connection
 from django.db.models import Max, Q
 from django.template.loader import render_to_string
 
-from fleet.live.fragments import NEEDS_HISTORY, event_name, fragments_for, render_worker_fragment
+from fleet.live.charts import WINDOWS
+from fleet.live.fragments import (
+    HISTORY_FRAGMENTS,
+    NEEDS_HISTORY,
+    event_name,
+    fleet_chart_event,
+    fragments_for,
+    parse_event_name,
+    render_fleet_chart,
+    render_worker_fragment,
+)
 from fleet.live.history import attach_history
 from fleet.models import Change, ChangeKind, CollectionRun, Worker
 from fleet.models.changes import NOTIFY_CHANNEL
@@ -54,6 +64,7 @@ class Affected:
     workers: dict[int, tuple[int, set[str]]] = field(default_factory=dict)  # pk → (id, fragments)
     progress_id: int | None = None
     fleet_changed_id: int | None = None
+    samples_id: int | None = None  # a cycle ended having added samples: the charts move on
 
     @classmethod
     def of(cls, changes: list[Change]) -> "Affected":
@@ -61,6 +72,8 @@ class Affected:
         for change in changes:
             if change.kind == ChangeKind.FLEET:
                 affected.progress_id = change.id
+                if "samples" in change.fields:
+                    affected.samples_id = change.id
             elif change.kind in (ChangeKind.CREATED, ChangeKind.DELETED):
                 affected.fleet_changed_id = change.id
             else:
@@ -79,16 +92,49 @@ class Affected:
         fleet_ids = [i for i in (self.progress_id, self.fleet_changed_id) if i is not None]
         if fleet_ids:
             out.append((FLEET_GROUP, reload_message(max(fleet_ids), reason)))
+        if self.samples_id is not None:
+            out.extend(
+                (fleet_chart_event(key), reload_message(self.samples_id, reason)) for key in WINDOWS
+            )
         return out
 
+    def with_samples(self, watched: set[str]) -> dict[int, tuple[int, set[str]]]:
+        """The workers to render: those changed, plus, after a cycle added samples, every
+        worker whose charts someone here watches (known from the watched group names)."""
+        wanted = {pk: (i, set(fragments)) for pk, (i, fragments) in self.workers.items()}
+        if self.samples_id is None:
+            return wanted
+        for group in watched:
+            parsed = parse_event_name(group)
+            if parsed and parsed[1] in HISTORY_FRAGMENTS:
+                pk, fragment = parsed
+                change_id, fragments = wanted.get(pk, (0, set()))
+                wanted[pk] = (max(change_id, self.samples_id), fragments | {fragment})
+        return wanted
 
-def render_changes(changes: list[Change]) -> list[tuple[str, Message]]:
+
+def render_changes(
+    changes: list[Change], watched: set[str] | None = None
+) -> list[tuple[str, Message]]:
     """(group, message) pairs for these change rows: each affected fragment of each worker
-    rendered once (in a fixed number of queries), carrying the id of the newest change behind
-    it; one progress message and one "workers added or removed" message at most. A fragment
-    that fails to render is logged and becomes a reload message for its group."""
+    rendered once (in a fixed number of queries, and one more per worker page's charts),
+    carrying the id of the newest change behind it; one progress message and one "workers
+    added or removed" message at most. A fragment that fails to render is logged and becomes
+    a reload message for its group.
+
+    `watched` names the groups someone listens to (None: all): only those are rendered. A
+    message to a group nobody joined would go nowhere, and the charts over a week cost more
+    than the rest of a page."""
     affected = Affected.of(changes)
-    wanted = affected.workers
+
+    def shown(group: str) -> bool:
+        return watched is None or group in watched
+
+    wanted = {
+        pk: (change_id, {f for f in fragments if shown(event_name(pk, f))})
+        for pk, (change_id, fragments) in affected.with_samples(watched or set()).items()
+    }
+    wanted = {pk: entry for pk, entry in wanted.items() if entry[1]}
     workers = list(Worker.objects.filter(pk__in=wanted).prefetch_related("labs"))
     attach_history([w for w in workers if wanted[w.pk][1] & NEEDS_HISTORY])
     out = []
@@ -103,6 +149,12 @@ def render_changes(changes: list[Change]) -> list[tuple[str, Message]]:
     if affected.fleet_changed_id is not None:
         render = partial(render_to_string, "fleet/partials/fleet_changed.html")
         out.append((FLEET_GROUP, _rendered(FLEET_CHANGED_EVENT, affected.fleet_changed_id, render)))
+    if affected.samples_id is not None:
+        for key in WINDOWS:
+            event = fleet_chart_event(key)
+            if watched is not None and event in watched:  # never for nobody: a week is costly
+                render = partial(render_fleet_chart, key)
+                out.append((event, _rendered(event, affected.samples_id, render)))
     return sorted(out, key=lambda pair: pair[1]["id"])
 
 
@@ -194,7 +246,7 @@ class ChangeFeed:
         """Read the changes committed since the last step and send their fragments; return
         the number of messages sent. The first step only notes where the log ends."""
         loop = asyncio.get_running_loop()
-        messages = await loop.run_in_executor(self._thread, self._read)
+        messages = await loop.run_in_executor(self._thread, self._read, self._watched())
         self.positioned.set()
         for group, message in messages:
             await self.layer.group_send(group, message)
@@ -237,7 +289,15 @@ class ChangeFeed:
         self._thread.submit(_close_connection).result()
         self._thread.shutdown()
 
-    def _read(self) -> list[tuple[str, Message]]:
+    def _watched(self) -> set[str] | None:
+        """The groups with a member in this process (taken in the event loop, which alone
+        changes them); None when the layer does not say: then everything is rendered."""
+        groups = getattr(self.layer, "groups", None)
+        if groups is None:
+            return None
+        return {name for name, members in groups.items() if members}
+
+    def _read(self, watched: set[str] | None = None) -> list[tuple[str, Message]]:
         """In the feed's thread: the new rows, rendered. The position moves past the rows read
         before they are rendered, so no row is ever read twice, whatever rendering does."""
         try:
@@ -255,7 +315,7 @@ class ChangeFeed:
         if not changes:
             return messages
         try:
-            return messages + render_changes(changes)
+            return messages + render_changes(changes, watched)
         except Exception:
             log.exception("could not render changes %s; their pages reload", changes[0].id)
             connection.close()

@@ -8,9 +8,20 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.conf import settings
+from django.db.models import Avg, Count, Min
 from django.utils import timezone
 
-from fleet.models import Sample, Worker
+from fleet.live.charts import (
+    WINDOW_LABELS,
+    WINDOWS,
+    Event,
+    build_chart,
+    default_window,
+    parse_window,
+)
+from fleet.models import ActionEntry, Sample, Worker
+from fleet.models.actions import ActionName, ActionOutcome
 
 WINDOW = timedelta(hours=24)
 
@@ -67,3 +78,131 @@ def chart(
         y = height - max(0.0, min(1.0, value / top)) * height
         points.append(f"{x:.1f},{y:.1f}")
     return Chart(" ".join(points), numbers[-1], min(numbers), max(numbers), width, height)
+
+
+@dataclass(frozen=True)
+class Series:
+    """One chart of a page: which figure, its caption and its scale."""
+
+    field: str
+    caption: str
+    ceiling: float | None = 100.0
+    unit: str = "%"
+
+
+WORKER_SERIES = (
+    Series("cpu_percent", "CPU %"),
+    Series("memory_percent", "Memory %"),
+    Series("disk_percent", "Disk %"),
+    Series("nodes_running", "Nodes running", None, ""),
+    Series("labs_count", "Labs", None, ""),
+)
+FLEET_SERIES = (
+    Series("cpu_percent", "Fleet CPU %, average of the workers reporting"),
+    Series("memory_percent", "Fleet memory %, average of the workers reporting"),
+)
+# Actions that change nothing are not marked on the charts.
+UNMARKED_ACTIONS = {ActionName.REFRESH_WORKER, ActionName.DOWNLOAD_LAB}
+ACTION_TONES = {
+    ActionName.START_WORKER: "good",
+    ActionName.STOP_WORKER: "warn",
+    ActionName.TERMINATE_WORKER: "bad",
+}
+
+
+def max_gap() -> timedelta:
+    """Samples further apart than this were not taken in between: the line breaks there."""
+    return timedelta(seconds=settings.POLL_INTERVAL_SECONDS * 2.5)
+
+
+def oldest_sample(worker: Worker | None = None) -> datetime | None:
+    """When the oldest kept sample (of one worker, or of the fleet) was taken."""
+    samples = Sample.objects.all() if worker is None else Sample.objects.filter(worker=worker)
+    return samples.aggregate(oldest=Min("taken_at"))["oldest"]
+
+
+def chart_window(value: str | None, worker: Worker | None = None) -> str:
+    """The window asked for in the URL, or the default for this worker (or the fleet);
+    ValueError for a window that does not exist."""
+    return parse_window(value) or default_window(oldest_sample(worker), timezone.now())
+
+
+def action_events(worker: Worker, since: datetime) -> list[Event]:
+    """The worker's actions since `since`, labelled from their audit entries (so a stop by
+    the system reads as such)."""
+    entries = (
+        ActionEntry.objects.filter(worker=worker, started_at__gte=since)
+        .exclude(action__in=UNMARKED_ACTIONS)
+        .order_by("started_at")
+    )
+    return [
+        Event(
+            entry.started_at,
+            f"{entry.get_action_display()} by {entry.username or 'system'}"
+            + (
+                ""
+                if entry.outcome == ActionOutcome.SUCCEEDED
+                else f" ({entry.get_outcome_display().lower()})"
+            ),
+            ACTION_TONES.get(entry.action, "idle"),
+        )
+        for entry in entries
+    ]
+
+
+def worker_charts(worker: Worker, window: str, now: datetime | None = None) -> dict:
+    """The charts of a worker page for one window, with the events marked on them."""
+    now = now or timezone.now()
+    since = now - WINDOWS[window]
+    samples = list(Sample.objects.filter(worker=worker, taken_at__gte=since).order_by("taken_at"))
+    events = action_events(worker, since)
+    charts = [
+        (
+            series,
+            build_chart(
+                [(s.taken_at, getattr(s, series.field)) for s in samples],
+                window,
+                now=now,
+                max_gap=max_gap(),
+                ceiling=series.ceiling,
+                unit=series.unit,
+                events=events,
+            ),
+        )
+        for series in WORKER_SERIES
+    ]
+    return {**_window_context(window), "charts": charts, "events": events, "count": len(samples)}
+
+
+def fleet_charts(window: str, now: datetime | None = None) -> dict:
+    """The fleet's average CPU and memory per cycle over the window. A cycle's samples share
+    their time; a time with fewer than half the most samples seen (one worker's Refresh) is
+    left out, so one worker never passes for the fleet."""
+    now = now or timezone.now()
+    rows = list(
+        Sample.objects.filter(taken_at__gte=now - WINDOWS[window])
+        .values("taken_at")
+        .annotate(
+            n=Count("id"), cpu_percent=Avg("cpu_percent"), memory_percent=Avg("memory_percent")
+        )
+        .order_by("taken_at")
+    )
+    most = max((row["n"] for row in rows), default=0)
+    rows = [row for row in rows if row["n"] * 2 >= most]
+    charts = [
+        (
+            series,
+            build_chart(
+                [(row["taken_at"], row[series.field]) for row in rows],
+                window,
+                now=now,
+                max_gap=max_gap(),
+            ),
+        )
+        for series in FLEET_SERIES
+    ]
+    return {**_window_context(window), "charts": charts, "count": len(rows)}
+
+
+def _window_context(window: str) -> dict:
+    return {"window": window, "window_label": WINDOW_LABELS[window], "windows": list(WINDOWS)}

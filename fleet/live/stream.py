@@ -1,7 +1,8 @@
-"""The SSE stream of a page: `GET /events/?workers=1,2,3[&fragments=row]`, one connection per
-page, carrying the fresh fragments of exactly the workers it shows (all their fragments, or the
-ones named) as `event: worker-<pk>-<fragment>` for htmx's `sse-swap`, and the fleet-wide events
-(cycle progress, workers added or removed). `fleet.live.feed` renders and sends them.
+"""The SSE stream of a page: `GET /events/?workers=1,2,3[&fragments=row][&fleet_chart=24h]`,
+one connection per page, carrying the fresh fragments of exactly the workers it shows (all their
+fragments, or the ones named) as `event: worker-<pk>-<fragment>` for htmx's `sse-swap`, the
+fleet-wide events (cycle progress, workers added or removed) and, when asked, the fleet chart
+over one window. `fleet.live.feed` renders and sends them.
 How it stays bounded and never silent: docs/architecture.md."""
 
 import asyncio
@@ -22,6 +23,7 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
+from fleet.live.charts import parse_window
 from fleet.live.feed import (
     FLEET_GROUP,
     FRAGMENT,
@@ -30,7 +32,7 @@ from fleet.live.feed import (
     render_changes,
     start_feed,
 )
-from fleet.live.fragments import WORKER_FRAGMENTS, event_name
+from fleet.live.fragments import WORKER_FRAGMENTS, event_name, fleet_chart_event
 from fleet.live.layer import LOST
 from fleet.models import Change, ChangeKind
 
@@ -135,9 +137,12 @@ async def events(request: HttpRequest) -> HttpResponse:
     try:
         ids = parse_worker_ids(request.GET.get("workers"))
         fragments = parse_fragments(request.GET.get("fragments"))
+        fleet_chart = parse_window(request.GET.get("fleet_chart"))
     except ValueError as error:
         return _refuse(400, str(error))
     groups = [event_name(pk, fragment) for pk in ids for fragment in fragments]
+    if fleet_chart:
+        groups.append(fleet_chart_event(fleet_chart))
     last_id = _last_event_id(request)
     body = stream([*groups, FLEET_GROUP], ids, last_id, feed, viewer, stream_lifetime())
     response = StreamingHttpResponse(body, content_type="text/event-stream")
@@ -245,7 +250,7 @@ def _opening(groups: list[str], ids: list[int], last_id: int | None) -> tuple[li
             | Q(kind__in=[ChangeKind.CREATED, ChangeKind.DELETED])
         )
         shown = set(groups)
-        rendered = render_changes(list(missed.order_by("id")))
+        rendered = render_changes(list(missed.order_by("id")), watched=shown)
         return [message for group, message in rendered if group in shown], top
     finally:
         connection.close()

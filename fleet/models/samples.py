@@ -28,7 +28,8 @@ class Sample(models.Model):
 
     class Meta:
         ordering = ["worker", "taken_at"]
-        indexes = [models.Index(fields=["worker", "taken_at"])]
+        # By worker for a worker's charts; by time alone for the fleet chart and the prune.
+        indexes = [models.Index(fields=["worker", "taken_at"]), models.Index(fields=["taken_at"])]
 
     def __str__(self) -> str:
         return f"{self.worker_id} at {self.taken_at:%Y-%m-%d %H:%M}"

@@ -1,8 +1,10 @@
 """Display helpers for the fleet pages: percentages, byte sizes and status colours."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django import template
+from django.utils import timezone
+from django.utils.html import format_html
 
 register = template.Library()
 
@@ -97,3 +99,37 @@ def sparkline(samples, field: str, label: str, ceiling: float | None = 100.0, la
 def sort_query(state, column: str) -> str:
     """The query string a click on a column header leads to (see ListState.sorted_by)."""
     return state.sorted_by(column)
+
+
+@register.simple_tag
+def window_query(state, window: str) -> str:
+    """The list's query string with the fleet chart over `window` (filters and sort kept)."""
+    return state.query(window=window, page=state.page)
+
+
+@register.simple_tag
+def ago(moment) -> str:
+    """`<time datetime=… data-ago>5 minutes ago</time>`: the server's relative text, which
+    static/js/fleet.js keeps true as the page stays open; the exact time on hover."""
+    if moment is None:
+        return "never"
+    return format_html(
+        '<time datetime="{}" data-ago title="{} UTC">{} ago</time>',
+        moment.isoformat(),
+        moment.strftime("%Y-%m-%d %H:%M:%S"),
+        short_age(timezone.now() - moment),
+    )
+
+
+def short_age(age: timedelta) -> str:
+    """`<1 min`, `5 min`, `2 h 5 min`, `3 d 4 h`: short enough for a table column (the same
+    rule as static/js/fleet.js, which keeps it current)."""
+    minutes = max(int(age.total_seconds()), 0) // 60
+    hours, days = minutes // 60, minutes // 1440
+    if minutes < 1:
+        return "<1 min"
+    if hours < 1:
+        return f"{minutes} min"
+    if days < 1:
+        return f"{hours} h" + (f" {minutes % 60} min" if minutes % 60 else "")
+    return f"{days} d" + (f" {hours % 24} h" if hours % 24 else "")

@@ -5,7 +5,13 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required, permission_required
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    HttpResponseRedirect,
+    JsonResponse,
+)
 from django.shortcuts import get_object_or_404, render
 from django.template.loader import render_to_string
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -13,7 +19,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from fleet.actions.refresh import refresh_all, refresh_worker
 from fleet.live.fragments import render_worker_fragments
-from fleet.live.history import attach_history
+from fleet.live.history import attach_history, chart_window, fleet_charts, worker_charts
 from fleet.models import CollectionRun, ServiceStatus, Worker, WorkerStatus
 from fleet.models.changes import log_position
 from fleet.tasks import next_metrics_cycle_at
@@ -34,7 +40,9 @@ def worker_list(request: HttpRequest) -> HttpResponse:
         return response
     page = Paginator(workers, PER_PAGE).get_page(state.page)
     attach_history(page.object_list)
+    window = chart_window(state.window)
     context = {
+        **fleet_charts(window),
         "state": state,
         "page": page,
         "stats": Worker.objects.stats(),
@@ -54,8 +62,13 @@ def worker_list(request: HttpRequest) -> HttpResponse:
 @permission_required("fleet.view_worker", raise_exception=True)
 def worker_detail(request: HttpRequest, pk: int) -> HttpResponse:
     worker = get_object_or_404(Worker.objects.prefetch_related("labs"), pk=pk)
-    attach_history([worker])
+    try:
+        window = chart_window(request.GET.get("window"), worker)
+    except ValueError as error:
+        return HttpResponseBadRequest(str(error), content_type="text/plain; charset=utf-8")
     context = {
+        **worker_charts(worker, window),
+        "fragment": f"history-{window}",
         "worker": worker,
         "next_cycle_at": next_metrics_cycle_at(),
         "log_position": log_position(),

@@ -8,9 +8,11 @@ from urllib.parse import urlencode
 
 from django.db.models import F, Q, QuerySet
 
+from fleet.live.charts import WINDOWS
 from fleet.models import ServiceStatus, Worker, WorkerStatus
 
 PER_PAGE = 50
+NOT_AVAILABLE = "not-available"  # any CML service state but available (the stat card's count)
 SORTS = {
     "status": "status",
     "name": "name",
@@ -39,6 +41,7 @@ class ListState:
     trouble: bool = False  # only workers in trouble
     idle: bool = False  # only idle workers
     page: str = "1"
+    window: str = ""  # the fleet chart's window; empty: the default
     notes: tuple[str, ...] = field(default=(), compare=False)
 
     def query(self, **changes) -> str:
@@ -54,6 +57,7 @@ class ListState:
             "trouble": "1" if state.trouble else "",
             "idle": "1" if state.idle else "",
             "page": state.page if state.page != "1" else "",
+            "window": state.window,
         }
         if params["sort"] == "name":
             params["sort"] = ""
@@ -88,13 +92,14 @@ def parse_list_state(params, regions: list[str]) -> ListState:
         q=q,
         region=choice("region", regions),
         status=choice("status", WorkerStatus.values),
-        service=choice("service", ServiceStatus.values),
+        service=choice("service", [*ServiceStatus.values, NOT_AVAILABLE]),
         sort=sort.lstrip("-"),
         descending=descending,
         terminated=params.get("terminated", "") in ("1", "on", "true"),
         trouble=params.get("trouble", "") in ("1", "on", "true"),
         idle=params.get("idle", "") in ("1", "on", "true"),
         page=params.get("page", "1"),
+        window=choice("window", list(WINDOWS)),
         notes=tuple(notes),
     )
 
@@ -114,7 +119,9 @@ def filtered_workers(state: ListState) -> QuerySet[Worker]:
         workers = workers.filter(status=state.status)
     elif not state.terminated:
         workers = workers.visible()
-    if state.service:
+    if state.service == NOT_AVAILABLE:
+        workers = workers.exclude(service_status=ServiceStatus.AVAILABLE)
+    elif state.service:
         workers = workers.filter(service_status=state.service)
     if state.trouble:
         workers = workers.in_trouble()

@@ -79,3 +79,35 @@ document.addEventListener("change", (event) => {
 });
 document.addEventListener("htmx:sseMessage", restoreSelection);
 document.addEventListener("htmx:afterSettle", restoreSelection);
+
+// <time data-ago datetime="..."> keeps its relative text true while the page stays open: the
+// server wrote "5 min ago" when it rendered the page (fleet_format.short_age, the same rule);
+// this rewrites it every 15 s.
+function shortAge(seconds) {
+  const minutes = Math.floor(Math.max(seconds, 0) / 60);
+  const hours = Math.floor(minutes / 60);
+  const days = Math.floor(minutes / 1440);
+  if (minutes < 1) return "<1 min";
+  if (hours < 1) return `${minutes} min`;
+  if (days < 1) return `${hours} h` + (minutes % 60 ? ` ${minutes % 60} min` : "");
+  return `${days} d` + (hours % 24 ? ` ${hours % 24} h` : "");
+}
+function ago() {
+  for (const element of document.querySelectorAll("time[data-ago]")) {
+    const seconds = Math.round((Date.now() - Date.parse(element.dateTime)) / 1000);
+    if (Number.isNaN(seconds)) continue;
+    element.textContent = `${shortAge(seconds)} ago`;
+  }
+}
+ago();
+setInterval(ago, 15000);
+document.addEventListener("htmx:afterSettle", ago);
+document.addEventListener("htmx:sseMessage", ago);
+
+// The page title counts the workers in trouble; the stat cards (live) carry the current title.
+function retitle() {
+  const stats = document.getElementById("fleet-stats");
+  if (stats && stats.dataset.title) document.title = stats.dataset.title;
+}
+document.addEventListener("htmx:afterSettle", retitle);
+document.addEventListener("htmx:sseMessage", retitle);
