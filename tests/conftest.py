@@ -11,6 +11,7 @@ pytest_plugins = [
     "tests.browser_fixtures",
     "tests.live_fixtures",
     "tests.action_fixtures",
+    "tests.api_fixtures",
 ]
 
 

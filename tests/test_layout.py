@@ -1,4 +1,5 @@
-"""The packages import one way: web uses actions, live, collection and models; actions use
+"""The packages import one way: api uses web's list state, actions and models; web uses
+actions, live, collection and models; actions use
 collection and models; live and collection use models; models use nothing of ours; the app
 never imports the simulator at module level (production installs lack it)."""
 
@@ -13,7 +14,8 @@ FORBIDDEN = {
     "collection": ("fleet.actions", "fleet.live", "fleet.web", "simulator"),
     "live": ("fleet.actions", "fleet.web", "simulator"),
     "actions": ("fleet.live", "fleet.web", "simulator"),
-    "web": ("simulator",),
+    "web": ("fleet.api", "simulator"),
+    "api": ("fleet.live", "simulator"),
     "management": ("simulator",),
 }
 # The demo command imports the simulator inside the command, with a message when it is absent.

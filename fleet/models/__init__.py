@@ -3,8 +3,10 @@
 from fleet.models.actions import ActionEntry, ActionName, ActionOutcome
 from fleet.models.changes import Change, ChangeKind
 from fleet.models.labs import Lab, LabState
+from fleet.models.live import LiveProcess
 from fleet.models.runs import CollectionRun, RunKind, RunScope, RunStatus, RunTrigger
 from fleet.models.samples import Sample
+from fleet.models.tokens import ApiToken
 from fleet.models.workers import (
     INSTANCE_ID_RE,
     CheckStatus,
@@ -21,6 +23,7 @@ from fleet.models.workers import (
 __all__ = [
     "INSTANCE_ID_RE",
     "ActionEntry",
+    "ApiToken",
     "ActionName",
     "ActionOutcome",
     "PendingAction",
@@ -31,6 +34,7 @@ __all__ = [
     "Lab",
     "LabState",
     "LicenseState",
+    "LiveProcess",
     "RunKind",
     "RunScope",
     "RunStatus",

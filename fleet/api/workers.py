@@ -1,0 +1,65 @@
+"""Workers: the list (the page's filters, sort and pagination, through its ListState), one
+worker, and the worker actions (refresh, start, stop, refresh all), each answering 202 with
+its audit entry."""
+
+from django.conf import settings
+from django.http import HttpRequest
+from django.shortcuts import get_object_or_404
+from ninja import Router, Status
+
+from fleet.actions.refresh import refresh_all, refresh_worker
+from fleet.actions.workers import start_worker, stop_worker
+from fleet.api.auth import need
+from fleet.api.errors import ApiError
+from fleet.api.schemas import AuditOut, Page, WorkerDetailOut, WorkerOut, page_of
+from fleet.models import ActionEntry, Worker
+from fleet.web.worker_list import PER_PAGE, filtered_workers, parse_list_state
+
+router = Router(tags=["workers"])
+
+
+@router.get("", response=Page, summary="List workers")
+def list_workers(request: HttpRequest, per_page: int = PER_PAGE):
+    """The worker list's query: `q`, `region`, `status`, `service`, `trouble=1`,
+    `terminated=1`, `sort` (a column, `-column` descending) and `page`, as on the page;
+    a value the page would ignore is a 400 here."""
+    need(request, "view_worker")
+    state = parse_list_state(request.GET, settings.AWS_REGIONS)
+    if state.notes:
+        notes = " ".join(note.removeprefix("Ignored ") for note in state.notes)
+        raise ApiError(400, f"Bad query: {notes}", "invalid")
+    if not state.page.isdigit():
+        raise ApiError(400, f"page must be a positive whole number, not {state.page!r}.", "invalid")
+    return page_of(filtered_workers(state), int(state.page), per_page, WorkerOut)
+
+
+@router.get("/{int:worker_id}", response=WorkerDetailOut, summary="One worker, with its labs")
+def get_worker(request: HttpRequest, worker_id: int):
+    need(request, "view_worker")
+    return get_object_or_404(Worker.objects.prefetch_related("labs"), pk=worker_id)
+
+
+def accepted(entry: ActionEntry):
+    """202 with the audit entry; poll its url until `outcome` is no longer `pending`."""
+    return Status(202, entry)
+
+
+@router.post("/refresh", response={202: AuditOut}, summary="Refresh every worker")
+def refresh_fleet(request: HttpRequest):
+    """Queue one full cycle (at most one queued or running at a time)."""
+    return accepted(refresh_all(request.auth))
+
+
+@router.post("/{int:worker_id}/refresh", response={202: AuditOut}, summary="Refresh a worker")
+def refresh(request: HttpRequest, worker_id: int):
+    return accepted(refresh_worker(request.auth, get_object_or_404(Worker, pk=worker_id)))
+
+
+@router.post("/{int:worker_id}/start", response={202: AuditOut}, summary="Start a worker")
+def start(request: HttpRequest, worker_id: int):
+    return accepted(start_worker(request.auth, get_object_or_404(Worker, pk=worker_id)))
+
+
+@router.post("/{int:worker_id}/stop", response={202: AuditOut}, summary="Stop a worker")
+def stop(request: HttpRequest, worker_id: int):
+    return accepted(stop_worker(request.auth, get_object_or_404(Worker, pk=worker_id)))
