@@ -14,8 +14,9 @@ from django.db.models import Count, Max
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4  # every Prometheus reads it
 
 from fleet.models import (
     CollectionRun,
@@ -53,7 +54,9 @@ def worker_metrics() -> list[GaugeMetricFamily]:
     ec2 = _gauge("worker_ec2_state", "1 for the worker's EC2 state.", [*LABELS, "state"])
     cml = _gauge("worker_cml_available", "1 when the CML service answers as available.", LABELS)
     licence = _gauge("worker_licence_state", "1 for the CML licence state.", [*LABELS, "state"])
-    figures = {field: _gauge(name, text, LABELS) for field, (name, text) in FIGURES.items()}
+    figures = {
+        field: _gauge(f"worker_{name}", text, LABELS) for field, (name, text) in FIGURES.items()
+    }
     workers = (
         Worker.objects.visible()
         .annotate(trouble=Count("pk", filter=IN_TROUBLE))
@@ -175,4 +178,4 @@ def metrics(request: HttpRequest) -> HttpResponse:
     refusal = _refusal(request)
     if refusal is not None:
         return refusal
-    return HttpResponse(exposition(), content_type=CONTENT_TYPE_LATEST)
+    return HttpResponse(exposition(), content_type=CONTENT_TYPE_PLAIN_0_0_4)
