@@ -3,6 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The single sign-on tests run Node's oidc-provider: installed from the lock file when Node is
+# present (without Node those tests skip, except under CI where they fail).
+NODE_STAMP := tests/node/node_modules/.installed
+TEST_DEPS := $(STAMP) $(if $(shell command -v npm),$(NODE_STAMP))
 
 # The test suite runs production-like settings (DEBUG off) over plain HTTP on loopback.
 TEST_ENV := SECRET_KEY=test-only-secret-key ALLOWED_HOSTS=* SECURE_SSL_REDIRECT=false \
@@ -16,10 +20,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev,simulator]'
 	touch $(STAMP)
 
+$(NODE_STAMP): tests/node/package.json tests/node/package-lock.json
+	npm ci --prefix tests/node --no-audit --no-fund --loglevel=error
+	touch $(NODE_STAMP)
+
 demo: $(STAMP)
 	DEBUG=true $(BIN)/python manage.py demo
 
-test: $(STAMP)
+test: $(TEST_DEPS)
 	$(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS)
 
 run: $(STAMP)
@@ -40,4 +48,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/collect.py --workers 1000 --latency-ms 500
 
 clean:
-	rm -rf $(VENV) staticfiles db.sqlite3 .pytest_cache
+	rm -rf $(VENV) staticfiles db.sqlite3 .pytest_cache tests/node/node_modules

@@ -12,6 +12,7 @@ pytest_plugins = [
     "tests.live_fixtures",
     "tests.action_fixtures",
     "tests.api_fixtures",
+    "tests.oidc_fixtures",
 ]
 
 
