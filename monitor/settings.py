@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "django_q",
     "axes",
     "csp",
+    "ninja",  # the API docs' own static files (Swagger UI), not a CDN's
     "fleet",
 ]
 
