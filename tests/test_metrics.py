@@ -1,9 +1,12 @@
 """/metrics: the fleet's gauges from the database, parsed with prometheus_client's own text
 parser; METRICS_TOKEN; open only with DEBUG when no token is set."""
 
+import json
+import re
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.test import Client
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
@@ -148,3 +151,16 @@ def test_without_a_token_it_is_open_only_in_debug(settings, db):
     assert closed.status_code == 404 and "METRICS_TOKEN" in closed.json()["message"]
     settings.DEBUG = True
     assert Client().get("/metrics").status_code == 200
+
+
+def test_the_grafana_dashboard_uses_only_metrics_that_exist(token, workers):
+    """docs/grafana-dashboard.json is valid JSON, and every metric its queries name is one
+    /metrics exports (a renamed metric would leave an empty panel)."""
+    now = timezone.now()
+    CollectionRun.objects.create(kind="full", status="succeeded", finished_at=now)
+    LiveProcess.objects.report("web:1", 1)
+    dashboard = json.loads((Path(settings_root()) / "docs" / "grafana-dashboard.json").read_text())
+    queries = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+    named = {name for query in queries for name in re.findall(r"cml_fleet_\w+", query)}
+    exported = {name for name, _ in scrape()}
+    assert named and named <= exported, named - exported
