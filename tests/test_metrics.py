@@ -4,9 +4,9 @@ parser; METRICS_TOKEN; open only with DEBUG when no token is set."""
 import json
 import re
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.test import Client
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
@@ -15,6 +15,7 @@ from fleet.models import CollectionRun, LiveProcess, Worker
 from fleet.models.live import STALE_AFTER
 
 TOKEN = "scrape-secret-1"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def scrape(token: str = TOKEN) -> dict:
@@ -159,7 +160,7 @@ def test_the_grafana_dashboard_uses_only_metrics_that_exist(token, workers):
     now = timezone.now()
     CollectionRun.objects.create(kind="full", status="succeeded", finished_at=now)
     LiveProcess.objects.report("web:1", 1)
-    dashboard = json.loads((Path(settings_root()) / "docs" / "grafana-dashboard.json").read_text())
+    dashboard = json.loads((ROOT / "docs" / "grafana-dashboard.json").read_text())
     queries = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
     named = {name for query in queries for name in re.findall(r"cml_fleet_\w+", query)}
     exported = {name for name, _ in scrape()}
