@@ -58,3 +58,16 @@ def test_the_profile_needs_a_login_and_revoke_needs_post(client, viewer):
     client.force_login(viewer)
     token_for(viewer)
     assert client.get(f"/profile/tokens/{ApiToken.objects.get().pk}/revoke").status_code == 405
+
+
+def test_an_admin_sees_and_revokes_tokens_in_the_admin(client, admin_user, viewer):
+    token = token_for(viewer)
+    client.force_login(admin_user)
+    listing = client.get("/admin/fleet/apitoken/").content.decode()
+    assert "tests" in listing and token not in listing
+    row = ApiToken.objects.get()
+    assert token not in client.get(f"/admin/fleet/apitoken/{row.pk}/change/").content.decode()
+    assert client.get("/admin/fleet/apitoken/add/").status_code == 403
+    client.post(f"/admin/fleet/apitoken/{row.pk}/delete/", {"post": "yes"})
+    assert not ApiToken.objects.exists()
+    assert TokenClient(token).get("/api/v1/workers").status_code == 401
