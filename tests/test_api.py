@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from fleet.api import ratelimit
 from fleet.api.errors import ApiError
+from fleet.api.main import api
 from fleet.models import ActionEntry, ApiToken, CollectionRun, Lab, Worker
 from fleet.models.tokens import digest
 from fleet.web.worker_list import filtered_workers, parse_list_state
@@ -289,3 +290,41 @@ def test_docs_and_schema_need_a_login(client, viewer):
     assert client.get("/api/docs").status_code == 200
     schema = client.get("/api/openapi.json").json()
     assert "/api/v1/workers/{worker_id}/start" in schema["paths"]
+
+
+# --- every endpoint ----------------------------------------------------------------------------
+
+
+def every_endpoint(worker: Worker) -> list[tuple[str, str]]:
+    """(method, path) of every operation in the API's own schema, ids filled with real ones."""
+    Lab.objects.create(worker=worker, lab_id="lab-1", title="t")
+    run = CollectionRun.objects.create()
+    entry = ActionEntry.objects.create(username="x", action="stop_worker", worker=worker)
+    ids = {
+        "{worker_id}": str(worker.pk),
+        "{lab_id}": "lab-1",
+        "{run_id}": str(run.pk),
+        "{entry_id}": str(entry.pk),
+    }
+    found = []
+    for path, operations in api.get_openapi_schema()["paths"].items():
+        for name, value in ids.items():
+            path = path.replace(name, value)
+        found += [(method.upper(), path) for method in operations]
+    assert len(found) == 16
+    return found
+
+
+def test_every_endpoint_needs_credentials(worker):
+    client = Client()
+    for method, path in every_endpoint(worker):
+        response = client.generic(method, path)
+        assert_error(response, 401, "unauthorized")
+
+
+def test_every_endpoint_refuses_a_user_without_a_role(outsider, worker):
+    client = TokenClient(token_for(outsider))
+    for method, path in every_endpoint(worker):
+        response = client.get(path) if method == "GET" else client.post(path)
+        assert_error(response, 403, "forbidden")
+    assert ActionEntry.objects.count() == 1  # the one made above: no action was recorded

@@ -10,7 +10,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
-from django.db.models import Count, Max
+from django.db.models import BooleanField, Count, ExpressionWrapper, Max
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
@@ -59,7 +59,7 @@ def worker_metrics() -> list[GaugeMetricFamily]:
     }
     workers = (
         Worker.objects.visible()
-        .annotate(trouble=Count("pk", filter=IN_TROUBLE))
+        .annotate(trouble=ExpressionWrapper(IN_TROUBLE, output_field=BooleanField()))
         .only(
             "name", "instance_id", "region", "status", "service_status", "license_state", *FIGURES
         )
