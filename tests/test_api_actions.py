@@ -25,6 +25,7 @@ def test_stop_answers_202_and_the_entry_settles(
     entry = response.json()
     assert entry["outcome"] == "pending" and entry["action"] == "stop_worker"
     assert entry["username"] == "otto" and entry["worker_id"] == up.pk
+    assert response["Location"] == entry["url"] == f"/api/v1/audit/{entry['id']}"
     assert Worker.objects.get(pk=up.pk).pending_action == "stop"
     polled = client.get(entry["url"]).json()
     assert polled["outcome"] == "pending"
@@ -67,6 +68,7 @@ def test_lab_stop_and_wipe_through_the_api(api_as, collected, fleet_settings):
     assert wipe["outcome"] == "failed" and "CML refused" in wipe["message"]  # in CML's words
     stop = client.post(f"/api/v1/workers/{up.pk}/labs/{lab.lab_id}/stop")
     assert stop.status_code == 202 and stop.json()["outcome"] == "succeeded"
+    assert stop["Location"] == stop.json()["url"]
     assert Lab.objects.get(pk=lab.pk).state == "STOPPED"
     assert cml_of(fleet_settings, up).labs[lab.lab_id]["state"] == "STOPPED"
     assert client.get(f"/api/v1/workers/{up.pk}/labs/{lab.lab_id}").json()["state"] == "STOPPED"

@@ -1,7 +1,7 @@
 """Labs: every lab (by worker and state), and the lab actions (start, stop, wipe, delete)
 through fleet.actions.labs, each answering 202 with its audit entry."""
 
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from ninja import Router, Status
 
@@ -37,29 +37,31 @@ def get_lab(request: HttpRequest, worker_id: int, lab_id: str):
     return get_object_or_404(Lab, worker_id=worker_id, lab_id=lab_id)
 
 
-def _act(request: HttpRequest, worker_id: int, lab_id: str, verb: str):
+def _act(request: HttpRequest, response: HttpResponse, worker_id: int, lab_id: str, verb: str):
     require(request.auth, VERBS[verb][0])  # before looking: no probing of lab ids
     worker = get_object_or_404(Worker, pk=worker_id)
     lab = get_object_or_404(Lab, worker=worker, lab_id=lab_id)
-    return Status(202, lab_action(request.auth, worker, lab, verb))
+    entry = lab_action(request.auth, worker, lab, verb)
+    response["Location"] = f"/api/v1/audit/{entry.pk}"
+    return Status(202, entry)
 
 
 @router.post("/workers/{int:worker_id}/labs/{lab_id}/start", response={202: AuditOut})
-def start_lab(request: HttpRequest, worker_id: int, lab_id: str):
-    return _act(request, worker_id, lab_id, "start")
+def start_lab(request: HttpRequest, response: HttpResponse, worker_id: int, lab_id: str):
+    return _act(request, response, worker_id, lab_id, "start")
 
 
 @router.post("/workers/{int:worker_id}/labs/{lab_id}/stop", response={202: AuditOut})
-def stop_lab(request: HttpRequest, worker_id: int, lab_id: str):
-    return _act(request, worker_id, lab_id, "stop")
+def stop_lab(request: HttpRequest, response: HttpResponse, worker_id: int, lab_id: str):
+    return _act(request, response, worker_id, lab_id, "stop")
 
 
 @router.post("/workers/{int:worker_id}/labs/{lab_id}/wipe", response={202: AuditOut})
-def wipe_lab(request: HttpRequest, worker_id: int, lab_id: str):
-    return _act(request, worker_id, lab_id, "wipe")
+def wipe_lab(request: HttpRequest, response: HttpResponse, worker_id: int, lab_id: str):
+    return _act(request, response, worker_id, lab_id, "wipe")
 
 
 @router.post("/workers/{int:worker_id}/labs/{lab_id}/delete", response={202: AuditOut})
-def delete_lab(request: HttpRequest, worker_id: int, lab_id: str):
+def delete_lab(request: HttpRequest, response: HttpResponse, worker_id: int, lab_id: str):
     """Delete the lab on CML (CML deletes stopped, wiped labs only)."""
-    return _act(request, worker_id, lab_id, "delete")
+    return _act(request, response, worker_id, lab_id, "delete")

@@ -3,7 +3,7 @@ worker, and the worker actions (refresh, start, stop, refresh all), each answeri
 its audit entry."""
 
 from django.conf import settings
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from ninja import Router, Status
 
@@ -39,27 +39,29 @@ def get_worker(request: HttpRequest, worker_id: int):
     return get_object_or_404(Worker.objects.prefetch_related("labs"), pk=worker_id)
 
 
-def accepted(entry: ActionEntry):
-    """202 with the audit entry; poll its url until `outcome` is no longer `pending`."""
+def accepted(response: HttpResponse, entry: ActionEntry):
+    """202 with the audit entry, which `Location` names too: poll it until `outcome` is no
+    longer `pending`."""
+    response["Location"] = f"/api/v1/audit/{entry.pk}"
     return Status(202, entry)
 
 
 @router.post("/refresh", response={202: AuditOut}, summary="Refresh every worker")
-def refresh_fleet(request: HttpRequest):
+def refresh_fleet(request: HttpRequest, response: HttpResponse):
     """Queue one full cycle (at most one queued or running at a time)."""
-    return accepted(refresh_all(request.auth))
+    return accepted(response, refresh_all(request.auth))
 
 
 @router.post("/{int:worker_id}/refresh", response={202: AuditOut}, summary="Refresh a worker")
-def refresh(request: HttpRequest, worker_id: int):
-    return accepted(refresh_worker(request.auth, get_object_or_404(Worker, pk=worker_id)))
+def refresh(request: HttpRequest, response: HttpResponse, worker_id: int):
+    return accepted(response, refresh_worker(request.auth, get_object_or_404(Worker, pk=worker_id)))
 
 
 @router.post("/{int:worker_id}/start", response={202: AuditOut}, summary="Start a worker")
-def start(request: HttpRequest, worker_id: int):
-    return accepted(start_worker(request.auth, get_object_or_404(Worker, pk=worker_id)))
+def start(request: HttpRequest, response: HttpResponse, worker_id: int):
+    return accepted(response, start_worker(request.auth, get_object_or_404(Worker, pk=worker_id)))
 
 
 @router.post("/{int:worker_id}/stop", response={202: AuditOut}, summary="Stop a worker")
-def stop(request: HttpRequest, worker_id: int):
-    return accepted(stop_worker(request.auth, get_object_or_404(Worker, pk=worker_id)))
+def stop(request: HttpRequest, response: HttpResponse, worker_id: int):
+    return accepted(response, stop_worker(request.auth, get_object_or_404(Worker, pk=worker_id)))
