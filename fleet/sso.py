@@ -41,6 +41,11 @@ def set_roles(user, roles: set[str]) -> None:
     user.groups.add(*[group for group in managed if group.name in roles])
 
 
+def _text(value, limit: int) -> str:
+    """A claim as text for a column: strings only, without NUL characters, cut to fit."""
+    return value.replace("\x00", "")[:limit] if isinstance(value, str) else ""
+
+
 class RoleMappingBackend(OIDCAuthenticationBackend):
     def get_userinfo(self, access_token, id_token, payload):
         """The ID token's claims, overlaid by the userinfo endpoint's (providers put groups in
@@ -48,7 +53,7 @@ class RoleMappingBackend(OIDCAuthenticationBackend):
         return {**payload, **super().get_userinfo(access_token, id_token, payload)}
 
     def _username(self, claims: dict) -> str:
-        return str(claims.get(settings.OIDC_USERNAME_CLAIM) or claims.get("sub") or "")[:150]
+        return _text(claims.get(settings.OIDC_USERNAME_CLAIM) or claims.get("sub"), 150)
 
     def verify_claims(self, claims: dict) -> bool:
         return bool(self._username(claims))
@@ -67,9 +72,9 @@ class RoleMappingBackend(OIDCAuthenticationBackend):
     def _apply(self, user, claims: dict):
         roles = roles_of(claims)
         with transaction.atomic():
-            user.email = str(claims.get("email") or user.email)[:254]
-            user.first_name = str(claims.get("given_name") or user.first_name)[:150]
-            user.last_name = str(claims.get("family_name") or user.last_name)[:150]
+            user.email = _text(claims.get("email"), 254) or user.email
+            user.first_name = _text(claims.get("given_name"), 150) or user.first_name
+            user.last_name = _text(claims.get("family_name"), 150) or user.last_name
             user.save()
             set_roles(user, roles)
         log.info("single sign-on: %s with roles %s", user.username, sorted(roles) or "none")

@@ -34,8 +34,8 @@ def test_a_token_without_expiry(client, viewer):
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ({"name": "", "expires_in_days": ""}, "name of 1 to 100"),
-        ({"name": "x" * 101, "expires_in_days": ""}, "name of 1 to 100"),
+        ({"name": "", "expires_in_days": ""}, "1 to 100 printable"),
+        ({"name": "x" * 101, "expires_in_days": ""}, "1 to 100 printable"),
         ({"name": "x", "expires_in_days": "9999"}, "expiry from the list"),
     ],
 )

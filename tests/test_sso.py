@@ -132,3 +132,10 @@ def test_bad_oidc_settings_stop_start_up(env, message):
 def test_without_oidc_there_is_no_sign_on(client, db):
     assert client.get("/oidc/authenticate/").status_code == 404
     assert "single sign-on" not in client.get("/accounts/login/").content.decode()
+
+
+def test_claims_of_the_wrong_type_or_with_nul_are_cleaned(backend):
+    claims = {"preferred_username": "b\x00ob", "email": ["not", "text"], "groups": "fleet-viewers"}
+    user = backend.create_user(claims)
+    assert (user.username, user.email) == ("bob", "")
+    assert not backend.verify_claims({"preferred_username": 42})

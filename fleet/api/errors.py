@@ -78,11 +78,13 @@ def install(api) -> None:
 
 def json_errors(view):
     """Wrap a view of the API so that Django's own 4xx answers (405 for a wrong method) carry
-    the JSON error body too."""
+    the JSON error body too, and refuse NUL characters (PostgreSQL cannot compare them)."""
     from functools import wraps
 
     @wraps(view)
     def wrapped(request, *args, **kwargs):
+        if "\x00" in request.path or any("\x00" in v for v in request.GET.values()):
+            return error_response(400, "NUL characters are not allowed.", "invalid")
         response = view(request, *args, **kwargs)
         if (
             400 <= response.status_code < 500

@@ -39,6 +39,7 @@ class ActionEntryQuerySet(models.QuerySet):
         """The audit page's and the API's filters: a user name, a worker (its id, or words of
         the target), an action and an outcome; unknown actions and outcomes filter nothing."""
         entries = self
+        user, worker = user.replace("\x00", ""), worker.replace("\x00", "")  # PostgreSQL: no NUL
         if user:
             entries = entries.filter(username=user)
         if worker.isdigit():

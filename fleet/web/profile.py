@@ -23,8 +23,8 @@ def profile(request: HttpRequest) -> HttpResponse:
         name = request.POST.get("name", "").strip()
         days = request.POST.get("expires_in_days", "")
         error = ""
-        if not name or len(name) > 100:
-            error = "Give the token a name of 1 to 100 characters."
+        if not name or len(name) > 100 or not name.isprintable():
+            error = "Give the token a name of 1 to 100 printable characters."
         elif days not in dict(EXPIRY_CHOICES):
             error = "Choose an expiry from the list."
         elif tokens.count() >= MAX_TOKENS:
