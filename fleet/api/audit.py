@@ -6,13 +6,13 @@ from django.shortcuts import get_object_or_404
 from ninja import Router
 
 from fleet.api.auth import need
-from fleet.api.schemas import AuditOut, Page, page_of
+from fleet.api.schemas import AuditOut, AuditPage, page_of
 from fleet.models import ActionEntry, ActionName, ActionOutcome
 
 router = Router(tags=["audit"])
 
 
-@router.get("", response=Page, summary="List audit entries, newest first")
+@router.get("", response=AuditPage, summary="List audit entries, newest first")
 def list_entries(
     request: HttpRequest,
     user: str = "",
@@ -27,7 +27,7 @@ def list_entries(
     entries = ActionEntry.objects.matching(
         user.strip(), worker.strip(), action or "", outcome or ""
     )
-    return page_of(entries, page, per_page, AuditOut)
+    return page_of(entries, page, per_page)
 
 
 @router.get("/{int:entry_id}", response=AuditOut, summary="One audit entry (poll an action)")

@@ -1,5 +1,7 @@
 """Every 4xx of the API is `{"error": code, "message": text}`: the handlers that make it so."""
 
+from functools import wraps
+
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from ninja.errors import AuthenticationError, HttpError, ValidationError
@@ -79,7 +81,6 @@ def install(api) -> None:
 def json_errors(view):
     """Wrap a view of the API so that Django's own 4xx answers (405 for a wrong method) carry
     the JSON error body too, and refuse NUL characters (PostgreSQL cannot compare them)."""
-    from functools import wraps
 
     @wraps(view)
     def wrapped(request, *args, **kwargs):

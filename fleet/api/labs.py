@@ -8,13 +8,13 @@ from ninja import Router, Status
 from fleet.actions.audit import require
 from fleet.actions.labs import VERBS, lab_action
 from fleet.api.auth import need
-from fleet.api.schemas import AuditOut, LabOut, Page, page_of
+from fleet.api.schemas import AuditOut, LabOut, LabPage, page_of
 from fleet.models import Lab, LabState, Worker
 
 router = Router(tags=["labs"])
 
 
-@router.get("/labs", response=Page, summary="List labs")
+@router.get("/labs", response=LabPage, summary="List labs")
 def list_labs(
     request: HttpRequest,
     worker: int | None = None,
@@ -28,7 +28,7 @@ def list_labs(
         labs = labs.filter(worker_id=worker)
     if state is not None:
         labs = labs.filter(state=state)
-    return page_of(labs, page, per_page, LabOut)
+    return page_of(labs, page, per_page)
 
 
 @router.get("/workers/{int:worker_id}/labs/{lab_id}", response=LabOut, summary="One lab")

@@ -5,13 +5,13 @@ from django.shortcuts import get_object_or_404
 from ninja import Router
 
 from fleet.api.auth import need
-from fleet.api.schemas import Page, RunDetailOut, RunOut, page_of
+from fleet.api.schemas import RunDetailOut, RunPage, page_of
 from fleet.models import CollectionRun, RunKind, RunStatus
 
 router = Router(tags=["runs"])
 
 
-@router.get("", response=Page, summary="List collection runs, newest first")
+@router.get("", response=RunPage, summary="List collection runs, newest first")
 def list_runs(
     request: HttpRequest,
     kind: RunKind | None = None,
@@ -25,7 +25,7 @@ def list_runs(
         runs = runs.filter(kind=kind)
     if status is not None:
         runs = runs.filter(status=status)
-    return page_of(runs, page, per_page, RunOut)
+    return page_of(runs, page, per_page)
 
 
 @router.get("/{int:run_id}", response=RunDetailOut, summary="One run, with its errors")

@@ -127,10 +127,25 @@ class Page(Schema):
     page: int
     pages: int
     per_page: int
-    results: list[Any]
 
 
-def page_of(items: QuerySet, page: int, per_page: int, schema: type[Schema]) -> dict:
+class WorkerPage(Page):
+    results: list[WorkerOut]
+
+
+class LabPage(Page):
+    results: list[LabOut]
+
+
+class RunPage(Page):
+    results: list[RunOut]
+
+
+class AuditPage(Page):
+    results: list[AuditOut]
+
+
+def page_of(items: QuerySet, page: int, per_page: int) -> dict:
     """One page of a queryset as {count, page, pages, per_page, results}; a page that does not
     exist is a 400 saying which do."""
     if not 1 <= per_page <= PER_PAGE_MAX:
@@ -147,5 +162,5 @@ def page_of(items: QuerySet, page: int, per_page: int, schema: type[Schema]) -> 
         "page": current.number,
         "pages": paginator.num_pages,
         "per_page": per_page,
-        "results": [schema.from_orm(item).dict() for item in current.object_list],
+        "results": list(current.object_list),
     }

@@ -11,14 +11,14 @@ from fleet.actions.refresh import refresh_all, refresh_worker
 from fleet.actions.workers import start_worker, stop_worker
 from fleet.api.auth import need
 from fleet.api.errors import ApiError
-from fleet.api.schemas import AuditOut, Page, WorkerDetailOut, WorkerOut, page_of
+from fleet.api.schemas import AuditOut, WorkerDetailOut, WorkerPage, page_of
 from fleet.models import ActionEntry, Worker
 from fleet.web.worker_list import PER_PAGE, filtered_workers, parse_list_state
 
 router = Router(tags=["workers"])
 
 
-@router.get("", response=Page, summary="List workers")
+@router.get("", response=WorkerPage, summary="List workers")
 def list_workers(request: HttpRequest, per_page: int = PER_PAGE):
     """The worker list's query: `q`, `region`, `status`, `service`, `trouble=1`,
     `terminated=1`, `sort` (a column, `-column` descending) and `page`, as on the page;
@@ -30,7 +30,7 @@ def list_workers(request: HttpRequest, per_page: int = PER_PAGE):
         raise ApiError(400, f"Bad query: {notes}", "invalid")
     if not state.page.isdigit():
         raise ApiError(400, f"page must be a positive whole number, not {state.page!r}.", "invalid")
-    return page_of(filtered_workers(state), int(state.page), per_page, WorkerOut)
+    return page_of(filtered_workers(state), int(state.page), per_page)
 
 
 @router.get("/{int:worker_id}", response=WorkerDetailOut, summary="One worker, with its labs")
