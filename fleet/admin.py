@@ -13,7 +13,7 @@ from fleet import (
     admin_alerts,  # noqa: F401  (alert channels, alerts and the outbox)
     admin_tasks,  # noqa: F401  (django-q2's task pages, re-registered)
 )
-from fleet.models import ActionEntry, ChangeKind, CollectionRun, Lab, Worker
+from fleet.models import ActionEntry, ApiToken, ChangeKind, CollectionRun, Lab, Worker
 from fleet.models.changes import record_change, record_changes
 from fleet.models.field_groups import OBSERVED, SET_BY_PEOPLE
 
@@ -144,4 +144,22 @@ class ActionEntryAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Everyone's API tokens: seen and revoked (deleted) here; made on the profile page only,
+    where the token is shown once to its user."""
+
+    list_display = ["name", "user", "hint", "created_at", "last_used_at", "expires_at"]
+    list_filter = ["expires_at"]
+    search_fields = ["name", "user__username", "hint"]
+    readonly_fields = ["user", "name", "hint", "created_at", "last_used_at", "expires_at"]
+    exclude = ["digest"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
         return False

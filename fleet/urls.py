@@ -1,7 +1,7 @@
 from django.urls import path
 
 from fleet.live import stream
-from fleet.web import actions, audit, pages, runs
+from fleet.web import actions, audit, pages, profile, runs
 
 app_name = "fleet"
 
@@ -14,6 +14,8 @@ urlpatterns = [
     path("runs/<int:pk>/", runs.run_detail, name="run_detail"),
     path("events/", stream.events, name="events"),
     path("healthz", pages.healthz, name="healthz"),
+    path("profile/", profile.profile, name="profile"),
+    path("profile/tokens/<int:pk>/revoke", profile.revoke_token, name="token_revoke"),
 ]
 
 # Operator actions and their audit log.

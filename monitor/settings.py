@@ -5,6 +5,7 @@ import re
 import tempfile
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 from csp.constants import NONE, SELF
@@ -48,6 +49,7 @@ INSTALLED_APPS = [
     "django_q",
     "axes",
     "csp",
+    "ninja",  # the API docs' own static files (Swagger UI), not a CDN's
     "fleet",
 ]
 
@@ -130,6 +132,46 @@ AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
+# Single sign-on with OpenID Connect (mozilla-django-oidc), beside the password login; on
+# when OIDC_RP_CLIENT_ID is set. The provider's endpoints are named one by one (no discovery
+# at start-up). OIDC_ROLE_CLAIM names the claim (a list or one string) whose values
+# OIDC_ROLE_MAP turns into the roles viewer, operator and admin, at every login.
+OIDC_RP_CLIENT_ID = env_str("OIDC_RP_CLIENT_ID")
+OIDC_ENABLED = bool(OIDC_RP_CLIENT_ID)
+OIDC_RP_CLIENT_SECRET = env_str("OIDC_RP_CLIENT_SECRET")
+OIDC_OP_AUTHORIZATION_ENDPOINT = env_str("OIDC_OP_AUTHORIZATION_ENDPOINT")
+OIDC_OP_TOKEN_ENDPOINT = env_str("OIDC_OP_TOKEN_ENDPOINT")
+OIDC_OP_USER_ENDPOINT = env_str("OIDC_OP_USER_ENDPOINT")
+OIDC_OP_JWKS_ENDPOINT = env_str("OIDC_OP_JWKS_ENDPOINT")
+OIDC_OP_LOGOUT_ENDPOINT = env_str("OIDC_OP_LOGOUT_ENDPOINT")  # end_session_endpoint, optional
+OIDC_RP_SIGN_ALGO = env_str("OIDC_RP_SIGN_ALGO", "RS256")
+OIDC_RP_SCOPES = env_str("OIDC_RP_SCOPES", "openid email profile")
+OIDC_USERNAME_CLAIM = env_str("OIDC_USERNAME_CLAIM", "preferred_username")
+OIDC_ROLE_CLAIM = env_str("OIDC_ROLE_CLAIM", "groups")
+OIDC_ROLE_MAP = env_tags("OIDC_ROLE_MAP") or {r: r for r in ("viewer", "operator", "admin")}
+OIDC_USE_PKCE = True
+OIDC_STORE_ID_TOKEN = True  # the logout's id_token_hint
+OIDC_OP_LOGOUT_URL_METHOD = "fleet.sso.provider_logout_url"
+OIDC_CALLBACK_CLASS = "fleet.sso.Callback"
+LOGIN_REDIRECT_URL_FAILURE = "/accounts/login/?sso=failed"
+if OIDC_ENABLED:
+    for _name in (
+        "OIDC_RP_CLIENT_SECRET",
+        "OIDC_OP_AUTHORIZATION_ENDPOINT",
+        "OIDC_OP_TOKEN_ENDPOINT",
+        "OIDC_OP_USER_ENDPOINT",
+        "OIDC_OP_JWKS_ENDPOINT",
+    ):
+        if not globals()[_name]:
+            raise ImproperlyConfigured(f"{_name} must be set when OIDC_RP_CLIENT_ID is")
+    _roles = {"viewer", "operator", "admin"}
+    for _value, _role in OIDC_ROLE_MAP.items():
+        if _role not in _roles:
+            raise ImproperlyConfigured(
+                f"OIDC_ROLE_MAP: {_value}={_role}: the role must be viewer, operator or admin"
+            )
+    AUTHENTICATION_BACKENDS.append("fleet.sso.RoleMappingBackend")
+
 LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
 LOGIN_COOLOFF_MINUTES = env_int("LOGIN_COOLOFF_MINUTES", 15, minimum=1)
 AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
@@ -204,6 +246,13 @@ CONTENT_SECURITY_POLICY = {
         "object-src": [NONE],
     }
 }
+if OIDC_ENABLED and OIDC_OP_LOGOUT_ENDPOINT:
+    # The logout form's answer redirects to the provider's end_session_endpoint: allow its
+    # origin as a form target (browsers apply form-action to redirects too).
+    _logout = urlsplit(OIDC_OP_LOGOUT_ENDPOINT)
+    CONTENT_SECURITY_POLICY["DIRECTIVES"]["form-action"].append(
+        f"{_logout.scheme}://{_logout.netloc}"
+    )
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 
 # --- The fleet ---------------------------------------------------------------------------------
@@ -283,6 +332,13 @@ IDLE_THRESHOLD_MINUTES = env_int("IDLE_THRESHOLD_MINUTES", 60, minimum=5)
 IDLE_WARNING_MINUTES = env_int("IDLE_WARNING_MINUTES", 15, minimum=1)
 AUTO_PAUSE_DEFAULT = env_bool("AUTO_PAUSE_DEFAULT", False)
 ALERT_AFTER_CYCLES = env_int("ALERT_AFTER_CYCLES", 3, minimum=1)
+
+# --- API, metrics ---
+# Calls per API token per window (a fixed window counted in the shared cache), then 429.
+API_RATE_LIMIT = env_int("API_RATE_LIMIT", 120, minimum=1)
+API_RATE_WINDOW_SECONDS = env_int("API_RATE_WINDOW_SECONDS", 60, minimum=1)
+# Bearer token Prometheus sends to /metrics; unset, /metrics is open with DEBUG on, else off.
+METRICS_TOKEN = env_str("METRICS_TOKEN")
 
 # --- django-q2 ----------------------------------------------------------------------------------
 # timeout > the cycle's own deadline, retry > timeout (else a task runs twice), no catch-up.

@@ -4,6 +4,9 @@ from django.contrib.auth import urls as auth_urls
 from django.contrib.auth import views as auth_views
 from django.urls import URLPattern, include, path
 
+from fleet.api.main import urlpatterns as api_urls
+from fleet.web import metrics
+
 PASSWORD_RESET_URLS = {
     "password_reset",
     "password_reset_done",
@@ -22,6 +25,17 @@ def account_urls(password_reset: bool) -> list[URLPattern]:
     ]
 
 
+def oidc_urls() -> list[URLPattern]:
+    """mozilla-django-oidc's sign-on, callback and logout, reached without a login."""
+    from django.contrib.auth.decorators import login_not_required
+    from mozilla_django_oidc import urls as oidc
+
+    patterns = list(oidc.urlpatterns)
+    for pattern in patterns:
+        pattern.callback = login_not_required(pattern.callback)
+    return [path("oidc/", include(patterns))]
+
+
 def project_urls(password_reset: bool) -> list[URLPattern]:
     admin_reset = [
         path(
@@ -34,6 +48,9 @@ def project_urls(password_reset: bool) -> list[URLPattern]:
         *(admin_reset if password_reset else []),
         path("admin/", admin.site.urls),
         path("accounts/", include(account_urls(password_reset))),
+        *(oidc_urls() if settings.OIDC_ENABLED else []),
+        path("api/", include((api_urls(), "api"))),
+        path("metrics", metrics.metrics, name="metrics"),
         path("", include("fleet.urls")),
     ]
 

@@ -12,6 +12,8 @@ pytest_plugins = [
     "tests.live_fixtures",
     "tests.action_fixtures",
     "tests.alert_fixtures",
+    "tests.api_fixtures",
+    "tests.oidc_fixtures",
 ]
 
 

@@ -1,6 +1,7 @@
 """The charts in a real browser: the window in the URL, live updates, no JavaScript, and the
 colour contrast of the pages in the light and the dark scheme (axe-core)."""
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -151,8 +152,11 @@ def _contrast_violations(page) -> list[str]:
 def test_every_page_passes_axes_contrast_check_in_both_schemes(
     web, chromium, fleet_workers, fleet_settings, scheme
 ):
-    if not AXE.exists():
-        pytest.fail(f"{AXE} is missing: `make test` installs it (npm ci --prefix tests/node)")
+    if not AXE.exists():  # `make test` installs it where npm is; CI must run the check
+        message = f"{AXE} is missing: `make test` installs it (npm ci --prefix tests/node)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
     collect()
     worker = running(fleet_settings, fleet_workers)[0]
     context = chromium.new_context(color_scheme=scheme, viewport={"width": 1280, "height": 900})

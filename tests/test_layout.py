@@ -1,6 +1,7 @@
-"""The packages import one way: web uses idle, alerts, actions, live, collection and models;
-idle (the auto-pause) uses actions, collection and models; actions use collection and models;
-live, collection and alerts use models; models use nothing of ours but fleet.secrets; the app
+"""The packages import one way: api uses web's list state, actions and models; web uses idle,
+alerts, actions, live, collection and models; idle (the auto-pause) uses actions, collection and
+models; actions use collection and models; live, collection and alerts use models; models use
+nothing of ours but fleet.secrets; the app
 never imports the simulator at module level (production installs lack it)."""
 
 import ast
@@ -38,7 +39,8 @@ FORBIDDEN = {
     ),
     "actions": ("fleet.alerts", "fleet.idle", "fleet.live", "fleet.web", "simulator"),
     "idle": ("fleet.alerts", "fleet.live", "fleet.web", "simulator"),
-    "web": ("simulator",),
+    "web": ("fleet.api", "simulator"),
+    "api": ("fleet.live", "simulator"),
     "management": ("simulator",),
 }
 # The demo command imports the simulator inside the command, with a message when it is absent.

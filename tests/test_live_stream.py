@@ -19,7 +19,7 @@ from django.db import OperationalError, connection
 from fleet.live import feed as live_feed
 from fleet.live import stream as live_stream
 from fleet.live.fragments import render_worker_fragment
-from fleet.models import Change, ChangeKind, CollectionRun, Worker
+from fleet.models import Change, ChangeKind, CollectionRun, LiveProcess, Worker
 from fleet.models.changes import record_changes
 from tests.browser_fixtures import free_port, start_daphne, stop
 from tests.live_fixtures import (
@@ -254,6 +254,29 @@ def test_dropped_connections_leave_no_group_membership(feed, layer, viewer, work
 
     run(scenario)
     assert layer.groups == {}
+
+
+def test_open_streams_are_counted_and_reported_for_metrics(feed, viewer, worker, monkeypatch):
+    monkeypatch.setattr(live_feed, "REPORT_SECONDS", 0.05)
+    session = session_of(viewer)
+
+    async def scenario():
+        streams = [await open_stream(f"/events/?workers={worker.pk}", session) for _ in range(3)]
+        for stream in streams:
+            await stream.read_until(opened)
+        assert feed.streams == 3
+        reporter = asyncio.create_task(feed.report_streams())
+        await asyncio.sleep(0.2)
+        while_open = await sync_to_async(LiveProcess.objects.open_streams)()
+        for stream in streams:
+            await stream.disconnect()
+        await asyncio.sleep(0.2)
+        reporter.cancel()
+        return while_open
+
+    assert run(scenario) == 3
+    assert feed.streams == 0
+    assert LiveProcess.objects.open_streams() == 0
 
 
 def test_the_stream_ends_itself_after_its_longest_life(feed, layer, viewer, worker, monkeypatch):

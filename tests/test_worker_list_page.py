@@ -150,3 +150,14 @@ def test_the_list_shows_a_running_cycles_progress_or_the_last_cycle(logged_in, d
     run.finished_at = timezone.now()
     run.save()
     assert "Last cycle" in logged_in.get("/").content.decode()
+
+
+def test_a_search_with_a_nul_character_is_cleaned_not_a_500(client, viewer):
+    client.force_login(viewer)
+    response = client.get("/", {"q": "cml\x00"})
+    assert response.status_code == 200 and "NUL characters removed" in response.content.decode()
+
+
+def test_the_audit_page_takes_a_nul_character(client, viewer):
+    client.force_login(viewer)
+    assert client.get("/audit/", {"user": "a\x00", "worker": "b\x00"}).status_code == 200

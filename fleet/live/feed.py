@@ -30,8 +30,9 @@ from fleet.live.fragments import (
     render_worker_fragment,
 )
 from fleet.live.history import attach_history
-from fleet.models import Change, ChangeKind, CollectionRun, Worker
+from fleet.models import Change, ChangeKind, CollectionRun, LiveProcess, Worker
 from fleet.models.changes import NOTIFY_CHANNEL
+from fleet.models.live import REPORT_SECONDS, process_name
 
 log = logging.getLogger(__name__)
 
@@ -198,12 +199,16 @@ class ChangeFeed:
         self.openings = asyncio.Semaphore(OPENINGS_AT_ONCE)
         self._batches: dict[Callable, dict] = {}  # work → item → future, see query_batched
         self._batch_tasks: set[asyncio.Task] = set()  # kept referenced until they end
+        self.streams = 0  # open streams in this process, reported for /metrics
+        self.reporter: asyncio.Task | None = None
 
     async def start(self) -> None:
         """Run the feed in the current event loop unless it runs already; return once it knows
         where the log ends, so that every change committed from now on reaches the groups."""
         if self.task is None or self.task.done():
             self.task = asyncio.create_task(self.run(), name="change feed")
+        if self.reporter is None or self.reporter.done():
+            self.reporter = asyncio.create_task(self.report_streams(), name="stream count")
         try:
             await asyncio.wait_for(self.positioned.wait(), START_TIMEOUT_SECONDS)
         except TimeoutError:
@@ -220,6 +225,16 @@ class ChangeFeed:
             except Exception:
                 log.exception("change feed failed; restarting in %s s", RESTART_SECONDS)
                 await asyncio.sleep(RESTART_SECONDS)
+
+    async def report_streams(self) -> None:
+        """Write this process's open stream count every REPORT_SECONDS (for /metrics)."""
+        name = process_name()
+        while True:
+            try:
+                await self.query(lambda: LiveProcess.objects.report(name, self.streams))
+            except Exception:
+                log.warning("could not report the open stream count", exc_info=True)
+            await asyncio.sleep(REPORT_SECONDS)
 
     async def _poll(self) -> None:
         while True:

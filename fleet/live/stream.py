@@ -179,6 +179,7 @@ async def stream(
     channel = await layer.new_channel()
     loop = asyncio.get_running_loop()
     ends_at = loop.time() + lifetime
+    feed.streams += 1
     try:
         for group in groups:
             await layer.group_add(group, channel)
@@ -209,6 +210,7 @@ async def stream(
             if message["type"] != FRAGMENT:
                 return
     finally:
+        feed.streams -= 1
         for group in groups:
             await layer.group_discard(group, channel)
         layer.discard_channel(channel)

@@ -12,8 +12,10 @@ from fleet.models.alerts import (
 )
 from fleet.models.changes import Change, ChangeKind
 from fleet.models.labs import Lab, LabState
+from fleet.models.live import LiveProcess
 from fleet.models.runs import CollectionRun, RunKind, RunScope, RunStatus, RunTrigger
 from fleet.models.samples import Sample
+from fleet.models.tokens import ApiToken
 from fleet.models.workers import (
     INSTANCE_ID_RE,
     CheckStatus,
@@ -30,6 +32,7 @@ from fleet.models.workers import (
 __all__ = [
     "INSTANCE_ID_RE",
     "ActionEntry",
+    "ApiToken",
     "ActionName",
     "ActionOutcome",
     "Alert",
@@ -47,6 +50,7 @@ __all__ = [
     "Lab",
     "LabState",
     "LicenseState",
+    "LiveProcess",
     "RunKind",
     "RunScope",
     "RunStatus",

@@ -36,6 +36,25 @@ class ActionOutcome(models.TextChoices):
 
 
 class ActionEntryQuerySet(models.QuerySet):
+    def matching(
+        self, user: str = "", worker: str = "", action: str = "", outcome: str = ""
+    ) -> "ActionEntryQuerySet":
+        """The audit page's and the API's filters: a user name, a worker (its id, or words of
+        the target), an action and an outcome; unknown actions and outcomes filter nothing."""
+        entries = self
+        user, worker = user.replace("\x00", ""), worker.replace("\x00", "")  # PostgreSQL: no NUL
+        if user:
+            entries = entries.filter(username=user)
+        if worker.isdigit():
+            entries = entries.filter(worker_id=int(worker))
+        elif worker:
+            entries = entries.filter(target__icontains=worker)
+        if action in ActionName.values:
+            entries = entries.filter(action=action)
+        if outcome in ActionOutcome.values:
+            entries = entries.filter(outcome=outcome)
+        return entries
+
     def pending_for(self, worker_id: int) -> "ActionEntry | None":
         return self.filter(worker_id=worker_id, outcome=ActionOutcome.PENDING).first()
 

@@ -21,16 +21,7 @@ def audit_list(request: HttpRequest) -> HttpResponse:
         "action": request.GET.get("action", ""),
         "outcome": request.GET.get("outcome", ""),
     }
-    if filters["user"]:
-        entries = entries.filter(username=filters["user"])
-    if filters["worker"].isdigit():
-        entries = entries.filter(worker_id=int(filters["worker"]))
-    elif filters["worker"]:
-        entries = entries.filter(target__icontains=filters["worker"])
-    if filters["action"] in ActionName.values:
-        entries = entries.filter(action=filters["action"])
-    if filters["outcome"] in ActionOutcome.values:
-        entries = entries.filter(outcome=filters["outcome"])
+    entries = entries.matching(**filters)
     page = Paginator(entries, PER_PAGE).get_page(request.GET.get("page"))
     query = "&".join(f"{k}={v}" for k, v in filters.items() if v)
     context = {

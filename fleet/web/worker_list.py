@@ -80,6 +80,9 @@ def parse_list_state(params, regions: list[str]) -> ListState:
         return value
 
     q = params.get("q", "").strip()
+    if "\x00" in q:  # PostgreSQL refuses NUL in text, even in a search
+        notes.append("Search: NUL characters removed.")
+        q = q.replace("\x00", "")
     if len(q) > MAX_SEARCH:
         notes.append(f"Search shortened to {MAX_SEARCH} characters.")
         q = q[:MAX_SEARCH]
