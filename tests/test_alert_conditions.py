@@ -6,6 +6,7 @@ import pytest
 
 from fleet.alerts import conditions
 from fleet.alerts.conditions import WorkerFacts
+from fleet.durations import in_words
 from fleet.models import AlertKind, RunStatus, Worker
 
 NOW = datetime(2026, 11, 29, 14, 0, tzinfo=UTC)
@@ -147,7 +148,7 @@ def test_collection_failing_or_overdue():
     ],
 )
 def test_durations(span, words):
-    assert conditions.duration(span) == words
+    assert in_words(span) == words
 
 
 def test_recovery_messages():

@@ -91,7 +91,7 @@ def test_the_worker_page_shows_the_warning_the_idle_time_and_the_rule(client, vi
         "stops at <time datetime=" in html
         and f">{stop_at}</time></strong> unless someone uses it or snoozes it" in html
     )
-    assert "idle</span> for 1 h 20 m" in html
+    assert "idle</span> for 1 h 20 min" in html
     assert "A running worker is idle after 1 h without lab, node or user activity" in html
     assert "stop_lab" in html and "jdoe" in html
     assert "auto-paused 0 times, started 0 times" in html

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.utils import timezone
 
+from fleet.durations import in_words
 from fleet.models import (
     ActionName,
     AlertKind,
@@ -164,23 +165,9 @@ def collection(
         return f"collection failing: {newest_message[:300] or 'the last fleet cycle failed'}"
     if last_success_at is not None and now - last_success_at > overdue_after:
         return (
-            f"collection overdue: last successful fleet cycle {duration(now - last_success_at)} ago"
+            f"collection overdue: last successful fleet cycle {in_words(now - last_success_at)} ago"
         )
     return None
-
-
-def duration(span: timedelta) -> str:
-    """ "12 min", "1 h 20 min", "2 d 3 h"; under a minute is "under a minute"."""
-    minutes = int(span.total_seconds() // 60)
-    if minutes < 1:
-        return "under a minute"
-    days, minutes = divmod(minutes, 24 * 60)
-    hours, minutes = divmod(minutes, 60)
-    if days:
-        return f"{days} d {hours} h" if hours else f"{days} d"
-    if hours:
-        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
-    return f"{minutes} min"
 
 
 RECOVERY = {
@@ -199,7 +186,7 @@ def recovery_message(
 ) -> str:
     """ "cml-worker-07 back after 12 min": what the alert's resolution says. A CML alert ends
     when the worker stops too, which is no recovery of CML: that is said instead."""
-    took = duration(now - opened_at)
+    took = in_words(now - opened_at)
     if kind == AlertKind.CML_UNAVAILABLE and status != WorkerStatus.RUNNING:
         return f"{name}: CML alert closed after {took}: the worker is {status}"
     return RECOVERY[kind].format(subject=name, duration=took)

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 
+from fleet.durations import in_words
 from fleet.models import Worker, WorkerStatus
 
 
@@ -31,9 +32,9 @@ class IdleRule:
     def sentence(self) -> str:
         """The rule in one sentence, for the worker page."""
         return (
-            f"A running worker is idle after {_minutes(self.threshold)} without lab, node or "
+            f"A running worker is idle after {in_words(self.threshold)} without lab, node or "
             "user activity on its CML (counted from its last start if that is later); with "
-            f"auto-pause on it is warned, then stopped {_minutes(self.warning)} later unless "
+            f"auto-pause on it is warned, then stopped {in_words(self.warning)} later unless "
             "someone uses it or snoozes it."
         )
 
@@ -69,11 +70,3 @@ class Decision:
     idle_since: datetime | None
     idle_stop_at: datetime | None  # the warning: auto-pause stops the worker then
     stop: bool
-
-
-def _minutes(span: timedelta) -> str:
-    minutes = int(span.total_seconds() // 60)
-    hours, rest = divmod(minutes, 60)
-    if hours and not rest:
-        return f"{hours} h"
-    return f"{hours} h {rest} min" if hours else f"{minutes} min"

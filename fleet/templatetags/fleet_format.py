@@ -6,6 +6,8 @@ from django import template
 from django.utils import timezone
 from django.utils.html import format_html
 
+from fleet.durations import in_words
+
 register = template.Library()
 
 _UNITS = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"]
@@ -43,17 +45,8 @@ def iso(value: str):
 
 @register.filter
 def span(value) -> str:
-    """A timedelta in words: `1 h 20 m`, `5 m`, `2 d 3 h`; None → an em dash."""
-    if value is None:
-        return "—"
-    minutes = max(0, int(value.total_seconds() // 60))
-    days, minutes = divmod(minutes, 24 * 60)
-    hours, minutes = divmod(minutes, 60)
-    if days:
-        return f"{days} d {hours} h" if hours else f"{days} d"
-    if hours:
-        return f"{hours} h {minutes} m" if minutes else f"{hours} h"
-    return f"{minutes} m"
+    """A timedelta in words (`1 h 20 min`); None → an em dash."""
+    return "—" if value is None else in_words(value)
 
 
 @register.filter

@@ -90,55 +90,25 @@ class CMLError(Exception):
 
 
 async def observe_cml(
-    targets: list[CMLTarget],
-    *,
-    username: str,
-    password: str,
-    verify_tls: bool,
-    ca_bundle: str | None = None,
-    read_labs: bool,
-    read_licence: bool = True,
-    concurrency: int = 50,
-    request_timeout: float = 10.0,
-    worker_deadline: float = 60.0,
-    cycle_deadline: float | None = None,
-    max_response_bytes: int = MAX_RESPONSE_BYTES,
-    on_worker_done: Callable[[], None] | None = None,
-    tokens: dict[str, str] | None = None,
-    transport: httpx.AsyncBaseTransport | None = None,
+    targets: list[CMLTarget], *, read_labs: bool, read_licence: bool = True, **options: Any
 ) -> dict[int, CMLObservation]:
-    """Observe every target, at most `concurrency` at once; never raises for a worker's fault.
+    """Observe every target's health, stats, licence (unless `read_licence` is off: it changes
+    rarely, and comes back None) and labs (with `read_labs`); never raises for a worker's fault.
 
-    With `verify_tls`, servers' certificates are checked against `ca_bundle` (a PEM file of the
-    CAs that signed CML's certificates) or, without one, the public CAs.
-    `cycle_deadline` (seconds from now) bounds the whole call: workers still waiting for their
-    turn, or still answering, when it passes get an error instead of holding up the cycle.
-    An answer whose body is over `max_response_bytes` is that call's error, read no further.
-    Without `read_licence` the licence is not asked for (it changes rarely) and comes back None.
-    `on_worker_done` is called as each worker's observation ends (progress reporting).
-    `tokens` (endpoint -> token) is read and updated in place, so callers can keep it across
-    cycles. `transport` replaces the network (tests only).
+    The options are those of `_each_worker`: the account (`username`, `password`), TLS
+    (`verify_tls` against `ca_bundle`, a PEM file of the CAs that signed CML's certificates, or
+    the public CAs), the bounds (`concurrency`, `request_timeout`, `worker_deadline`,
+    `cycle_deadline`: seconds from now for the whole call, `max_response_bytes`: a larger
+    answer is that call's error, read no further), `on_worker_done` (progress), `tokens`
+    (endpoint → token, read and updated in place so callers keep it across cycles) and
+    `transport` (replaces the network: tests only).
     """
 
     async def observe(api: _WorkerAPI) -> CMLObservation:
         return await _observe_worker(api, read_labs, read_licence)
 
     return await _each_worker(
-        targets,
-        observe,
-        lambda error, **known: CMLObservation(ok=False, error=error, **known),
-        username=username,
-        password=password,
-        verify_tls=verify_tls,
-        ca_bundle=ca_bundle,
-        concurrency=concurrency,
-        request_timeout=request_timeout,
-        worker_deadline=worker_deadline,
-        cycle_deadline=cycle_deadline,
-        max_response_bytes=max_response_bytes,
-        on_worker_done=on_worker_done,
-        tokens=tokens,
-        transport=transport,
+        targets, observe, lambda error: CMLObservation(ok=False, error=error), **options
     )
 
 
@@ -175,7 +145,7 @@ async def observe_telemetry(
         return TelemetryObservation(ok=True, events=events, own_user_id=own)
 
     return await _each_worker(
-        targets, observe, lambda error, **_: TelemetryObservation(ok=False, error=error), **options
+        targets, observe, lambda error: TelemetryObservation(ok=False, error=error), **options
     )
 
 
@@ -194,7 +164,7 @@ async def _own_user_id(api: _WorkerAPI) -> str:
 async def _each_worker(
     targets: list[CMLTarget],
     observe: Callable[[_WorkerAPI], Awaitable[T]],
-    failed: Callable[..., T],
+    failed: Callable[[str], T],
     *,
     username: str,
     password: str,
