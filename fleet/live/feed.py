@@ -5,6 +5,7 @@ the fragments it shows (the list its rows, a worker page its sections)."""
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -44,7 +45,12 @@ MAX_GAPS = 2000
 FRAGMENT = "fleet.fragment"
 RELOAD = "fleet.reload"
 T = TypeVar("T")
-Message = dict  # {"type": FRAGMENT, "event", "id", "html"} or {"type": RELOAD, "id", "reason"}
+# {"type": FRAGMENT, "event", "id", "html", "data", "oob"} or {"type": RELOAD, "id", "reason"}.
+# A worker fragment's html is its out-of-band form (`oob` true): a stream sends all the worker
+# fragments of one step in one SSE event. `data` is the html as SSE `data:` lines, made once
+# here for every stream.
+Message = dict
+LINE_BREAK_RE = re.compile(r"\r\n|\r|\n")  # the line ends of the SSE format
 
 
 @dataclass
@@ -82,22 +88,31 @@ class Affected:
         return out
 
 
-def render_changes(changes: list[Change]) -> list[tuple[str, Message]]:
+def render_changes(
+    changes: list[Change], listened: Callable[[str], bool] | None = None
+) -> list[tuple[str, Message]]:
     """(group, message) pairs for these change rows: each affected fragment of each worker
     rendered once (in a fixed number of queries), carrying the id of the newest change behind
     it; one progress message and one "workers added or removed" message at most. A fragment
-    that fails to render is logged and becomes a reload message for its group."""
+    that fails to render is logged and becomes a reload message for its group. With
+    `listened`, only the worker fragments whose group it accepts are rendered: a fragment no
+    page shows costs nothing."""
     affected = Affected.of(changes)
-    wanted = affected.workers
-    workers = list(Worker.objects.filter(pk__in=wanted).prefetch_related("labs"))
+    wanted = {}
+    for pk, (change_id, fragments) in affected.workers.items():
+        if listened is not None:
+            fragments = {f for f in fragments if listened(event_name(pk, f))}
+        if fragments:
+            wanted[pk] = (change_id, fragments)
+    workers = list(Worker.objects.filter(pk__in=wanted).prefetch_related("labs")) if wanted else []
     attach_history([w for w in workers if wanted[w.pk][1] & NEEDS_HISTORY])
     out = []
     for worker in workers:
         change_id, fragments = wanted[worker.pk]
         for fragment in sorted(fragments):
             event = event_name(worker.pk, fragment)
-            render = partial(render_worker_fragment, worker, fragment)
-            out.append((event, _rendered(event, change_id, render)))
+            render = partial(render_worker_fragment, worker, fragment, oob=True)
+            out.append((event, _rendered(event, change_id, render, oob=True)))
     if affected.progress_id is not None:
         out.append((FLEET_GROUP, _rendered(PROGRESS_EVENT, affected.progress_id, _progress)))
     if affected.fleet_changed_id is not None:
@@ -112,12 +127,21 @@ def _progress() -> str:
     return render_to_string("fleet/partials/run_progress.html", {"run": run, "stats": stats})
 
 
-def _rendered(event: str, change_id: int, render: Callable[[], str]) -> Message:
+def _rendered(event: str, change_id: int, render: Callable[[], str], oob: bool = False) -> Message:
     try:
-        return {"type": FRAGMENT, "event": event, "id": change_id, "html": render()}
+        html = render()
     except Exception:
         log.exception("could not render %s for change %s; its pages reload", event, change_id)
         return reload_message(change_id, "render-failed")
+    data = "".join(f"data: {line}\n" for line in LINE_BREAK_RE.split(html))
+    return {
+        "type": FRAGMENT,
+        "event": event,
+        "id": change_id,
+        "html": html,
+        "data": data,
+        "oob": oob,
+    }
 
 
 def reload_message(change_id: int, reason: str) -> Message:
@@ -196,8 +220,7 @@ class ChangeFeed:
         loop = asyncio.get_running_loop()
         messages = await loop.run_in_executor(self._thread, self._read)
         self.positioned.set()
-        for group, message in messages:
-            await self.layer.group_send(group, message)
+        await self.layer.group_send_many(messages)
         return len(messages)
 
     async def query(self, work: Callable[[], T]) -> T:
@@ -255,11 +278,16 @@ class ChangeFeed:
         if not changes:
             return messages
         try:
-            return messages + render_changes(changes)
+            return messages + render_changes(changes, self._listened)
         except Exception:
             log.exception("could not render changes %s; their pages reload", changes[0].id)
             connection.close()
             return messages + Affected.of(changes).reloads("render-failed")
+
+    def _listened(self, group: str) -> bool:
+        """Whether a stream of this process is in the group. Read from the feed's thread: a
+        stream joining meanwhile catches up from the log after it joined, so it misses nothing."""
+        return group in self.layer.groups
 
     def _advance(self, ids: list[int]) -> bool:
         """Move past `ids`, noting the ids skipped over as gaps; whether gaps were given up
