@@ -1,6 +1,7 @@
 """Benchmark one collection cycle against the simulated fleet.
 
     python bench/collect.py --workers 100 --latency-ms 2000 [--regions 3] [--concurrency 50]
+        [--kind full|metrics] [--profile N]
 
 The simulator (moto server + simulated CML, every CML call delayed by --latency-ms) runs in its
 own process so its CPU is not counted. The cycle runs in this process against a fresh SQLite
@@ -14,9 +15,11 @@ health, stats, licensing and labs together).
 """
 
 import argparse
+import cProfile
 import json
 import math
 import os
+import pstats
 import subprocess
 import sys
 import tempfile
@@ -37,6 +40,9 @@ def main() -> None:
     parser.add_argument("--regions", type=int, default=3, choices=range(1, len(REGIONS) + 1))
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--kind", choices=["metrics", "full"], default="full")
+    parser.add_argument(
+        "--profile", type=int, metavar="N", default=0, help="print the warm cycle's N costliest"
+    )
     args = parser.parse_args()
 
     simulator = subprocess.Popen(
@@ -117,9 +123,17 @@ def measure(collect, args: argparse.Namespace) -> dict:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
+    profile = cProfile.Profile() if args.profile and measure.warm else None
+    measure.warm = True
     cpu_before, wall_before = time.process_time(), time.perf_counter()
     with CaptureQueriesContext(connection) as queries:
+        if profile:
+            profile.enable()
         run = collect(kind=args.kind)
+        if profile:
+            profile.disable()
+    if profile:
+        pstats.Stats(profile, stream=sys.stderr).sort_stats("tottime").print_stats(args.profile)
     return {
         "cycle_s": time.perf_counter() - wall_before,
         "cpu_ms": (time.process_time() - cpu_before) * 1000,
@@ -127,6 +141,9 @@ def measure(collect, args: argparse.Namespace) -> dict:
         "aws_calls": run.aws_calls,
         "summary": run.summary(),
     }
+
+
+measure.warm = False  # the first (cold) cycle is not profiled
 
 
 def format_figures(args: argparse.Namespace, measured: dict) -> str:

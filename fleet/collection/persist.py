@@ -16,6 +16,7 @@ from django.db import DatabaseError, DataError, IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from fleet.collection.bulk_update import bulk_update
 from fleet.collection.derive import LAB_FIELDS
 from fleet.collection.fit import Notes, text
 from fleet.models import ChangeKind, CollectionRun, Lab, RunStatus, Sample, Worker
@@ -61,7 +62,7 @@ def persist(run: CollectionRun, workers: list[Worker], result: CycleResult, now:
     try:
         with transaction.atomic():
             if changed:
-                Worker.objects.bulk_update(changed, changed_fields, batch_size=BATCH_SIZE)
+                bulk_update(changed, changed_fields, batch_size=BATCH_SIZE)
             if result.lab_upserts:
                 _upsert_labs(result.lab_upserts)
             if result.lab_deletes:

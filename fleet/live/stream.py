@@ -224,8 +224,8 @@ async def stream(
                 check_at = now + KEEP_ALIVE_SECONDS
                 continue
             try:
-                wait = min(check_at, ends_at) - now
-                messages = await asyncio.wait_for(layer.receive_many(channel), wait)
+                async with asyncio.timeout(min(check_at, ends_at) - now):  # no task per wait
+                    messages = await layer.receive_many(channel)
             except TimeoutError:
                 continue
             text, ended = sse_events(messages)
