@@ -133,7 +133,9 @@ def measure(collect, args: argparse.Namespace) -> dict:
         if profile:
             profile.disable()
     if profile:
-        pstats.Stats(profile, stream=sys.stderr).sort_stats(os.environ.get("BENCH_PROFILE_SORT", "tottime")).print_stats(args.profile)
+        pstats.Stats(profile, stream=sys.stderr).sort_stats(
+            os.environ.get("BENCH_PROFILE_SORT", "tottime")
+        ).print_stats(args.profile)
     return {
         "cycle_s": time.perf_counter() - wall_before,
         "cpu_ms": (time.process_time() - cpu_before) * 1000,

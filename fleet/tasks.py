@@ -13,6 +13,7 @@ from django_q.tasks import async_task
 
 from fleet.collection.collect import collect
 from fleet.collection.locks import exclusive
+from fleet.collection.shards import work_on
 from fleet.models import Change, CollectionRun, RunKind, RunTrigger, Sample
 
 CHANGE_LOG_RETENTION = timedelta(hours=6)
@@ -29,6 +30,11 @@ def collect_metrics(trigger: str = RunTrigger.SCHEDULE) -> str:
 
 def collect_labs(trigger: str = RunTrigger.SCHEDULE) -> str:
     return collect(kind=RunKind.FULL, trigger=trigger).summary()
+
+
+def collect_shards(run_pk: int) -> str:
+    """Help a large cycle: collect its shards that no process has claimed yet."""
+    return f"collected {work_on(run_pk)} shards of run {run_pk}"
 
 
 def queue_refresh_all() -> bool:

@@ -3,7 +3,15 @@
 from fleet.models.actions import ActionEntry, ActionName, ActionOutcome
 from fleet.models.changes import Change, ChangeKind
 from fleet.models.labs import Lab, LabState
-from fleet.models.runs import CollectionRun, RunKind, RunScope, RunStatus, RunTrigger
+from fleet.models.runs import (
+    CollectionRun,
+    CollectionShard,
+    RunKind,
+    RunScope,
+    RunStatus,
+    RunTrigger,
+    ShardStatus,
+)
 from fleet.models.samples import Sample
 from fleet.models.workers import (
     INSTANCE_ID_RE,
@@ -28,6 +36,7 @@ __all__ = [
     "ChangeKind",
     "CheckStatus",
     "CollectionRun",
+    "CollectionShard",
     "Lab",
     "LabState",
     "LicenseState",
@@ -37,6 +46,7 @@ __all__ = [
     "RunTrigger",
     "Sample",
     "ServiceStatus",
+    "ShardStatus",
     "Worker",
     "WorkerStatus",
     "validate_endpoint",
