@@ -203,3 +203,11 @@ def test_on_postgresql_the_cycle_queues_a_helper_task_per_further_shard(
     assert {entry.task["args"] for entry in queued} == {(run.pk,)}
     # A helper that starts after the cycle's process took every shard has nothing to do.
     assert work_on(run.pk) == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_shards_of_a_run_that_failed_as_a_whole_are_not_taken(fleet_workers, small_shards):
+    run = CollectionRun.objects.create(workers_total=6, status=RunStatus.FAILED)
+    CollectionShard.objects.create(run=run, number=1, region="us-east-1", worker_ids=[])
+    assert work_on(run.pk) == 0
+    assert run.shards.get().status == ShardStatus.PENDING

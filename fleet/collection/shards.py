@@ -88,7 +88,9 @@ def _claim(run_pk: int) -> CollectionShard | None:
     with transaction.atomic():
         shard = (
             CollectionShard.objects.select_for_update(skip_locked=True)
-            .filter(run_id=run_pk, status=ShardStatus.PENDING)
+            # A run that failed as a whole (its cycle's process hit a database error) is over:
+            # its shards are not taken any more.
+            .filter(run_id=run_pk, status=ShardStatus.PENDING, run__status=RunStatus.RUNNING)
             .order_by("number")
             .first()
         )
