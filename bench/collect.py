@@ -1,12 +1,19 @@
 """Benchmark one collection cycle against the simulated fleet.
 
     python bench/collect.py --workers 100 --latency-ms 2000 [--regions 3] [--concurrency 50]
+        [--kind full|metrics] [--profile N]
 
 The simulator (moto server + simulated CML, every CML call delayed by --latency-ms) runs in its
 own process so its CPU is not counted. The cycle runs in this process against a fresh SQLite
 database (or DATABASE_URL). The last line is key=value pairs:
 
     workers latency_ms concurrency cycle_s ideal_s ratio db_queries aws_calls cpu_ms_per_worker
+    shards
+
+With --shards S the cycle is split into shards (per region, ceil(workers / S) workers at most)
+and S - 1 single-worker qcluster processes take shards beside this one; cpu_ms_per_worker then
+counts this process only. A cycle of more than COLLECT_SHARD_SIZE (500) workers is sharded
+anyway, and without --shards this process collects every shard itself.
 
 ideal_s = ceil(workers / concurrency) x the calls a worker makes in sequence x latency. A worker's
 CML reads go out in CML_CALLS_IN_SEQUENCE rounds (system_information with authentication, then
@@ -14,9 +21,11 @@ health, stats, licensing and labs together).
 """
 
 import argparse
+import cProfile
 import json
 import math
 import os
+import pstats
 import subprocess
 import sys
 import tempfile
@@ -37,7 +46,21 @@ def main() -> None:
     parser.add_argument("--regions", type=int, default=3, choices=range(1, len(REGIONS) + 1))
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--kind", choices=["metrics", "full"], default="full")
+    parser.add_argument(
+        "--profile", type=int, metavar="N", default=0, help="print the warm cycle's N costliest"
+    )
+    parser.add_argument(
+        "--shards",
+        type=int,
+        default=0,
+        help="split the cycle into shards of ceil(workers / S) per region, collected by this "
+        "process and S - 1 qcluster processes beside it (PostgreSQL only)",
+    )
     args = parser.parse_args()
+    if args.shards > 1 and not os.environ.get("DATABASE_URL", "").startswith("postgres"):
+        parser.error(
+            "--shards needs DATABASE_URL=postgres://...: shards are claimed with row locks"
+        )
 
     simulator = subprocess.Popen(
         [
@@ -81,6 +104,8 @@ def run_cycle(args: argparse.Namespace, started: dict, scratch: Path) -> None:
             "DJANGO_SETTINGS_MODULE": "monitor.settings",
         }
     )
+    if args.shards:
+        os.environ["COLLECT_SHARD_SIZE"] = str(max(1, math.ceil(args.workers / args.shards)))
     import django
 
     django.setup()
@@ -95,6 +120,37 @@ def run_cycle(args: argparse.Namespace, started: dict, scratch: Path) -> None:
         for i in started["instances"]
     )
 
+    helpers = start_helpers(args.shards - 1) if args.shards > 1 else []
+    try:
+        measure_both(args, collect, Worker, Lab)
+    finally:
+        for helper in helpers:
+            helper.terminate()
+            helper.wait(timeout=30)
+
+
+def start_helpers(count: int) -> list[subprocess.Popen]:
+    """`count` single-worker qclusters on the benchmark's database, to take shards; the
+    product's schedules are removed first, so that they run nothing else."""
+    from django_q.models import Schedule
+
+    Schedule.objects.all().delete()
+    env = {**os.environ, "Q_WORKERS": "1"}
+    helpers = [
+        subprocess.Popen(
+            [sys.executable, "manage.py", "qcluster"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(count)
+    ]
+    time.sleep(5)  # the clusters start their worker processes and poll the queue
+    return helpers
+
+
+def measure_both(args: argparse.Namespace, collect, Worker, Lab) -> None:  # noqa: N803
     # Cycle 1 runs cold (imports, boto3 clients, CML tokens). Cycle 2 is what a long-lived
     # qcluster does every interval; we forget what cycle 1 saved first, so it too must write
     # every worker and every lab: the worst case for the database.
@@ -117,16 +173,30 @@ def measure(collect, args: argparse.Namespace) -> dict:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
+    profile = cProfile.Profile() if args.profile and measure.warm else None
+    measure.warm = True
     cpu_before, wall_before = time.process_time(), time.perf_counter()
     with CaptureQueriesContext(connection) as queries:
+        if profile:
+            profile.enable()
         run = collect(kind=args.kind)
+        if profile:
+            profile.disable()
+    if profile:
+        pstats.Stats(profile, stream=sys.stderr).sort_stats(
+            os.environ.get("BENCH_PROFILE_SORT", "tottime")
+        ).print_stats(args.profile)
     return {
+        "shards": run.shards.count(),
         "cycle_s": time.perf_counter() - wall_before,
         "cpu_ms": (time.process_time() - cpu_before) * 1000,
         "db_queries": len(queries),
         "aws_calls": run.aws_calls,
         "summary": run.summary(),
     }
+
+
+measure.warm = False  # the first (cold) cycle is not profiled
 
 
 def format_figures(args: argparse.Namespace, measured: dict) -> str:
@@ -144,6 +214,7 @@ def format_figures(args: argparse.Namespace, measured: dict) -> str:
         "db_queries": measured["db_queries"],
         "aws_calls": measured["aws_calls"],
         "cpu_ms_per_worker": f"{measured['cpu_ms'] / args.workers:.2f}",
+        "shards": measured["shards"],
     }
     return " ".join(f"{key}={value}" for key, value in figures.items())
 

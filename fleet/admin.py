@@ -13,7 +13,15 @@ from fleet import (
     admin_alerts,  # noqa: F401  (alert channels, alerts and the outbox)
     admin_tasks,  # noqa: F401  (django-q2's task pages, re-registered)
 )
-from fleet.models import ActionEntry, ApiToken, ChangeKind, CollectionRun, Lab, Worker
+from fleet.models import (
+    ActionEntry,
+    ApiToken,
+    ChangeKind,
+    CollectionRun,
+    CollectionShard,
+    Lab,
+    Worker,
+)
 from fleet.models.changes import record_change, record_changes
 from fleet.models.field_groups import OBSERVED, SET_BY_PEOPLE
 
@@ -105,8 +113,22 @@ class LabAdmin(admin.ModelAdmin):
             record_changes((pk, ChangeKind.UPDATED, ["labs"]) for pk in sorted(worker_ids))
 
 
+class CollectionShardInline(admin.TabularInline):
+    """A large cycle's shards: which region, how many workers, who finished and how."""
+
+    model = CollectionShard
+    fields = ["number", "region", "status", "claimed_at", "finished_at", "message"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(CollectionRun)
 class CollectionRunAdmin(admin.ModelAdmin):
+    inlines = [CollectionShardInline]
     list_display = [
         "started_at",
         "kind",

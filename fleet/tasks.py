@@ -15,6 +15,7 @@ from fleet.alerts.delivery import deliver_due
 from fleet.alerts.evaluate import run_pass
 from fleet.collection.collect import collect
 from fleet.collection.locks import exclusive
+from fleet.collection.shards import work_on
 from fleet.models import Alert, Change, CollectionRun, RunKind, RunTrigger, Sample
 
 CHANGE_LOG_RETENTION = timedelta(hours=6)
@@ -31,6 +32,11 @@ def collect_metrics(trigger: str = RunTrigger.SCHEDULE) -> str:
 
 def collect_labs(trigger: str = RunTrigger.SCHEDULE) -> str:
     return collect(kind=RunKind.FULL, trigger=trigger).summary()
+
+
+def collect_shards(run_pk: int) -> str:
+    """Help a large cycle: collect its shards that no process has claimed yet."""
+    return f"collected {work_on(run_pk)} shards of run {run_pk}"
 
 
 def queue_refresh_all() -> bool:

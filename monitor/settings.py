@@ -295,6 +295,9 @@ for _name in ("POLL_INTERVAL_SECONDS", "LABS_INTERVAL_SECONDS"):
             "schedules in whole minutes, so use a multiple of 60 seconds, at least 60"
         )
 COLLECT_CONCURRENCY = env_int("COLLECT_CONCURRENCY", 50, minimum=1)
+# A fleet cycle larger than this is split into shards (per region, at most this many workers
+# each) that every qcluster process may take: see fleet/collection/shards.py.
+COLLECT_SHARD_SIZE = env_int("COLLECT_SHARD_SIZE", 500, minimum=1)
 REFRESH_MIN_INTERVAL_SECONDS = env_int("REFRESH_MIN_INTERVAL_SECONDS", 10, minimum=0)
 COLLECT_LOCK_WAIT_SECONDS = env_int("COLLECT_LOCK_WAIT_SECONDS", 60, minimum=0)
 HISTORY_DAYS = env_int("HISTORY_DAYS", 7, minimum=1)

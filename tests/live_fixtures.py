@@ -155,6 +155,30 @@ def parse_sse(text: str) -> tuple[list[Event], list[str]]:
     return events, comments
 
 
+OOB_OPENING_RE = re.compile(r'(?=<\w+ id="worker-\d+-\w+" hx-swap="outerHTML" hx-swap-oob="true")')
+OOB_ID_RE = re.compile(r'<\w+ id="(worker-\d+-\w+)"')
+
+
+def fragment_events(text: str) -> list[Event]:
+    """The events of an SSE stream with each `fragments` event (the worker fragments that came
+    together, as out-of-band swaps) read as one event per fragment, named by the fragment's id
+    as htmx finds it, under the id of the event that carried it, with its html exactly as
+    rendered (each data line but the last ends with the separator of the next fragment)."""
+    out = []
+    for event in parse_sse(text)[0]:
+        if event.event != "fragments":
+            out.append(event)
+            continue
+        pieces = [piece for piece in OOB_OPENING_RE.split(event.data) if piece]
+        assert pieces, f"a fragments event with no fragment: {event.data!r}"
+        for n, piece in enumerate(pieces):
+            if n < len(pieces) - 1:
+                assert piece.endswith("\n")
+                piece = piece[:-1]
+            out.append(Event(OOB_ID_RE.match(piece).group(1), event.id, piece))
+    return out
+
+
 def last_event_id(text: str) -> str | None:
     """What the browser's EventSource would send as Last-Event-ID after reading `text`."""
     ids = re.findall(r"^id: ?(.*)$", text, flags=re.MULTILINE)

@@ -182,3 +182,19 @@ def _task(success: bool) -> Task:
         stopped=now,
         success=success,
     )
+
+
+def test_a_runs_page_lists_its_shards(admin_client_, db):
+    from fleet.models import CollectionRun, CollectionShard, ShardStatus
+
+    run = CollectionRun.objects.create(workers_total=3)
+    CollectionShard.objects.create(
+        run=run,
+        number=1,
+        region="eu-west-1",
+        worker_ids=[1, 2],
+        status=ShardStatus.FAILED,
+        message="did not finish within 720 s: its process died",
+    )
+    html = admin_client_.get(f"/admin/fleet/collectionrun/{run.pk}/change/").content.decode()
+    assert "eu-west-1" in html and "its process died" in html

@@ -3,10 +3,11 @@
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 
 from fleet.collection import collect as collection
 from fleet.models import Change, ChangeKind, Worker
+from fleet.models.changes import record_changes
 from tests.browser_fixtures import free_port, log_in, server_user, start_daphne, stop
 from tests.fleet_fixtures import cml_of, running
 
@@ -14,9 +15,18 @@ pytestmark = pytest.mark.browser
 
 # Recorded before the swap: after an outerHTML swap the element has left the document, so its
 # htmx:sseMessage no longer bubbles up to it.
+# sseEvents lists what arrived by name: each worker fragment of a `fragments` event (the ones
+# that came together, swapped out of band) by its own name, other events by theirs; sseTypes
+# lists the SSE events themselves.
 RECORD_SSE = """
 window.sseEvents = [];
-document.addEventListener("htmx:sseBeforeMessage", (e) => window.sseEvents.push(e.detail.type));
+window.sseTypes = [];
+document.addEventListener("htmx:sseBeforeMessage", (e) => {
+  window.sseTypes.push(e.detail.type);
+  if (e.detail.type !== "fragments") { window.sseEvents.push(e.detail.type); return; }
+  const oob = / id="(worker-[0-9]+-[a-z0-9-]+)" hx-swap="outerHTML" hx-swap-oob/g;
+  for (const m of e.detail.data.matchAll(oob)) window.sseEvents.push(m[1]);
+});
 document.addEventListener("htmx:sseOpen", () => (window.sseOpened = (window.sseOpened || 0) + 1));
 """
 
@@ -222,3 +232,39 @@ def test_a_page_the_server_can_no_longer_keep_current_reloads(
     page.wait_for_function("() => window.sameDocument === undefined", timeout=15000)
     _wait_until_streaming(page)  # the reloaded page streams again
     assert page.url == f"{web}/"
+
+
+def test_fifty_rows_changed_in_one_step_arrive_as_one_event_and_all_swap(
+    web, page, fleet_workers, fleet_settings
+):
+    """The coalesced form in htmx's SSE extension: one `fragments` event whose data holds the
+    out-of-band form of every changed row, and htmx swaps each into place by its id."""
+    Worker.objects.bulk_create(
+        Worker(name=f"extra-{n:02d}", region="us-east-1", instance_id=f"i-extra{n:04d}")
+        for n in range(50 - len(fleet_workers))
+    )
+    page.add_init_script(RECORD_SSE)
+    log_in(page, web, *server_user("vera", "viewer"))
+    _wait_until_streaming(page)
+    page.evaluate("window.sameDocument = true")
+    shown = page.eval_on_selector_all("tr[id$=-row]", "rows => rows.map(r => r.id)")
+    assert len(shown) == 50
+    page.evaluate("document.querySelectorAll('tr[id$=-row]').forEach(r => r.dataset.old = 'yes')")
+    page.evaluate("window.sseEvents = []; window.sseTypes = []")
+
+    pks = [int(row_id.split("-")[1]) for row_id in shown]
+    with transaction.atomic():  # one commit: one step of the feed
+        for pk in pks:
+            Worker.objects.filter(pk=pk).update(name=f"renamed-{pk}")
+        record_changes([(pk, ChangeKind.UPDATED, ["name"]) for pk in pks])
+
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('tr[id$=-row]')]"
+        ".every(r => r.dataset.old === undefined && r.innerText.includes('renamed-'))",
+        timeout=15000,
+    )
+    for pk in pks:
+        assert f"renamed-{pk}" in page.inner_text(f"#worker-{pk}-row")
+    assert page.evaluate("window.sseTypes") == ["fragments"]  # one event for the fifty rows
+    assert sorted(page.evaluate("window.sseEvents")) == sorted(shown)
+    assert page.evaluate("window.sameDocument") is True  # swapped in place, never reloaded

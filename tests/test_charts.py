@@ -196,7 +196,7 @@ def test_the_worker_page_keeps_its_window_in_the_url_and_refuses_a_bad_one(clien
     client.force_login(viewer)
     page = client.get(f"/workers/{worker.pk}/?window=7d").content.decode()
     assert "Monitoring, last 7 days" in page
-    assert f'sse-swap="worker-{worker.pk}-history-7d"' in page
+    assert f'id="worker-{worker.pk}-history-7d"' in page  # swapped by id when it changes
     assert re.search(r'<a href="\?window=7d" aria-current="true">7d</a>', page)
     assert '<a href="?window=6h">6h</a>' in page
     refused = client.get(f"/workers/{worker.pk}/?window=forever")

@@ -29,7 +29,7 @@ from fleet.models import Change, ChangeKind, CollectionRun, Lab, Worker
 from fleet.models.changes import record_change, record_changes, record_fleet_change
 from fleet.models.workers import WorkerQuerySet
 from tests.browser_fixtures import free_port, start_daphne, stop
-from tests.live_fixtures import open_stream, opened, parse_sse, run, session_of
+from tests.live_fixtures import fragment_events, open_stream, opened, run, session_of
 
 ALL = set(WORKER_FRAGMENTS)
 HISTORY = set(HISTORY_FRAGMENTS)
@@ -104,7 +104,7 @@ def test_each_fragment_is_rendered_once_for_all_its_subscribers(feed, viewer, wo
         await sync_to_async(record_change)(worker.pk, fields=["instance_type"])
         await feed.step()
         texts = [
-            await stream.read_until(lambda t: "-row\n" in t and "-aws\n" in t) for stream in streams
+            await stream.read_until(lambda t: '-row" ' in t and '-aws" ' in t) for stream in streams
         ]
         for stream in streams:
             await stream.disconnect()
@@ -113,7 +113,7 @@ def test_each_fragment_is_rendered_once_for_all_its_subscribers(feed, viewer, wo
     texts = run(scenario)
     assert sorted(renders) == ["aws", "row"]
     for text in texts:
-        assert sorted(e.event for e in parse_sse(text)[0]) == [
+        assert sorted(e.event for e in fragment_events(text)) == [
             f"worker-{worker.pk}-aws",
             f"worker-{worker.pk}-row",
         ]
@@ -125,7 +125,9 @@ def test_several_changes_of_a_worker_in_one_step_render_its_fragments_once(
 ):
     renders = []
     monkeypatch.setattr(
-        live_feed, "render_worker_fragment", lambda w, fragment: renders.append(fragment) or ""
+        live_feed,
+        "render_worker_fragment",
+        lambda w, fragment, **options: renders.append(fragment) or "",
     )
 
     async def scenario():
@@ -137,7 +139,7 @@ def test_several_changes_of_a_worker_in_one_step_render_its_fragments_once(
         return await received(layer, channel)
 
     messages = run(scenario)
-    assert sorted(renders) == ["cml", "row"]  # aws changed too, but nobody here watches it
+    assert sorted(renders) == ["cml", "row"]  # aws changed too, but no page shows it here
     newest = Change.objects.order_by("-id").first().pk
     assert sorted(m["event"] for m in messages) == [
         f"worker-{worker.pk}-cml",
@@ -273,10 +275,10 @@ def test_the_feed_logs_a_failed_read_and_reads_again(layer, worker, monkeypatch,
 def test_a_fragment_that_fails_to_render_is_skipped_and_its_pages_reload(
     feed, layer, worker, monkeypatch, caplog
 ):
-    def render_but_aws(worker, fragment):
+    def render_but_aws(worker, fragment, **options):
         if fragment == "aws":
             raise TemplateSyntaxError("broken aws card")
-        return fragments.render_worker_fragment(worker, fragment)
+        return fragments.render_worker_fragment(worker, fragment, **options)
 
     monkeypatch.setattr(live_feed, "render_worker_fragment", render_but_aws)
 
@@ -324,7 +326,7 @@ def test_the_feed_never_reads_the_same_rows_twice_even_when_a_step_fails(
     past the rows, the pages they concern reload, and later changes flow again."""
     attempts = []
 
-    def failing_render(changes, watched=None):
+    def failing_render(changes, *options):
         attempts.append([change.pk for change in changes])
         raise DataError("a poisoned row")
 
@@ -484,9 +486,11 @@ def test_a_change_committed_once_reaches_the_streams_of_two_web_processes(viewer
 
             for stream_lines in lines:
                 event = next(line for line in stream_lines if line.startswith("event:"))
-                assert event == f"event: worker-{worker.pk}-aws"  # aws, then row: in id order
-                event = next(line for line in stream_lines if line.startswith("event:"))
-                assert event == f"event: worker-{worker.pk}-row"
+                assert event == "event: fragments"  # the two fragments in one event
+                data = "".join(iter(lambda lines=stream_lines: next(lines), ""))
+                aws, row = f'id="worker-{worker.pk}-aws"', f'id="worker-{worker.pk}-row"'
+                assert aws in data and row in data
+                assert data.index(aws) < data.index(row)
     finally:
         for process in processes:
             stop(process)
@@ -594,7 +598,9 @@ def test_a_cycles_samples_render_only_the_charts_someone_watches(feed, layer, wo
     monkeypatch.setattr(
         live_feed,
         "render_worker_fragment",
-        lambda w, fragment: renders.append((w.pk, fragment)) or original(w, fragment),
+        lambda w, fragment, **options: (
+            renders.append((w.pk, fragment)) or original(w, fragment, **options)
+        ),
     )
 
     async def scenario():

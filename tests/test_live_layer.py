@@ -134,3 +134,68 @@ def test_messages_still_flow_in_order_when_nothing_is_lost():
     received, groups = run(scenario)
     assert [m["n"] for m in received] == [0, 1, 2]
     assert groups == {"a": set(groups["a"])} and len(groups["a"]) == 1
+
+
+class NoScans(dict):
+    """A dict that fails the test when anything walks through it."""
+
+    def _walk(self, *args):
+        raise AssertionError("scanned every entry")
+
+    __iter__ = items = values = keys = _walk
+
+
+def test_sends_and_receives_touch_only_their_own_group_and_channel():
+    """The cost of a delivery does not grow with the other pages of the process: nothing walks
+    all channels or all memberships (Channels' in-memory layer did, on every send and receive).
+    Members get the very message sent, not a copy each."""
+    layer = LiveChannelLayer()
+
+    async def scenario():
+        others = [await joined(layer, f"g{n}", "fleet") for n in range(200)]
+        mine, also_mine = await joined(layer, "a"), await joined(layer, "a")
+        for other in others[:50]:
+            await layer.send(other, {"type": "m"})  # queues that are not ours hold messages
+        layer._sweep_at = float("inf")  # the periodic sweep is the one walk, at most every 5 s
+        layer.channels = NoScans(layer.channels)
+        layer.groups = NoScans(layer.groups)
+        message = {"type": "m", "html": "<tr>…</tr>"}
+        await layer.group_send("a", message)
+        await layer.group_send_many([("a", message), ("nobody", message)])
+        got = [await next_message(layer, mine) for _ in range(2)]
+        got.append(await next_message(layer, also_mine))
+        await layer.group_discard("a", mine)
+        layer.discard_channel(mine)
+        return message, got
+
+    message, got = run(scenario)
+    assert all(m is message for m in got)
+
+
+def test_a_reader_gets_what_came_together_at_once_in_order():
+    layer = LiveChannelLayer()
+
+    async def scenario():
+        channel = await joined(layer, "a", "b")
+        reader = asyncio.create_task(layer.receive_many(channel))
+        await asyncio.sleep(0)
+        batch = [("a", {"type": "m", "n": 1}), ("b", {"type": "m", "n": 2}), ("c", {"type": "m"})]
+        await layer.group_send_many(batch)
+        first = await asyncio.wait_for(reader, 1)
+        await layer.group_send("a", {"type": "m", "n": 3})
+        return first, await asyncio.wait_for(layer.receive_many(channel), 1)
+
+    first, second = run(scenario)
+    assert [m["n"] for m in first] == [1, 2]  # one wake-up for the step, in order
+    assert [m["n"] for m in second] == [3]
+
+
+def test_receive_many_stops_at_the_loss_mark():
+    layer = LiveChannelLayer(capacity=2)
+
+    async def scenario():
+        channel = await joined(layer, "a")
+        await layer.group_send_many([("a", {"type": "m", "n": n}) for n in range(3)])
+        return await asyncio.wait_for(layer.receive_many(channel), 1)
+
+    assert run(scenario) == [{"type": LOST}]

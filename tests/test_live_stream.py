@@ -24,6 +24,7 @@ from fleet.models.changes import record_changes
 from tests.browser_fixtures import free_port, start_daphne, stop
 from tests.live_fixtures import (
     TIMEOUT,
+    fragment_events,
     last_event_id,
     open_stream,
     opened,
@@ -42,7 +43,8 @@ def other_worker(db) -> Worker:
 
 
 def names(text: str) -> list[str]:
-    return [event.event for event in parse_sse(text)[0]]
+    """The fragments (and other events) a page received, each fragment by its own name."""
+    return [event.event for event in fragment_events(text)]
 
 
 def commit_change(worker: Worker, *fields: str) -> Change:
@@ -144,18 +146,22 @@ def test_a_page_gets_its_workers_changes_and_no_others(feed, viewer, worker, oth
         await stream.read_until(opened)
         mine = await sync_to_async(commit_change)(worker, "instance_type")
         await sync_to_async(commit_change)(other_worker, "instance_type")
-        assert await feed.step() == 2  # row and aws of the watched worker only
+        # Row and aws of this worker; the other worker's fragments have no page here, so
+        # they are not even rendered.
+        assert await feed.step() == 2
         text = await stream.read_until(lambda text: f"worker-{worker.pk}-row" in text)
         text = await stream.read_for(0.3)
         await stream.disconnect()
         return mine, text
 
     mine, text = run(scenario)
-    events = parse_sse(text)[0]
+    (together,) = parse_sse(text)[0]  # both fragments in one event, swapped out of band
+    assert together.event == "fragments"
+    events = fragment_events(text)
     assert sorted(e.event for e in events) == [f"worker-{worker.pk}-aws", f"worker-{worker.pk}-row"]
     row = next(e for e in events if e.event.endswith("-row"))
     assert row.id == str(mine.pk)
-    assert row.data == render_worker_fragment(Worker.objects.get(pk=worker.pk), "row")
+    assert row.data == render_worker_fragment(Worker.objects.get(pk=worker.pk), "row", oob=True)
     assert row.data.count("\n") > 5  # several data: lines made one fragment again
 
 
@@ -193,7 +199,8 @@ def test_a_reconnecting_browser_gets_what_changed_since_its_last_event(
         return text
 
     text = run(scenario, before.pk)
-    events = parse_sse(text)[0]
+    assert len(parse_sse(text)[0]) == 1  # the catch-up is one event too
+    events = fragment_events(text)
     assert sorted(e.event for e in events) == [f"worker-{worker.pk}-aws", f"worker-{worker.pk}-row"]
     assert {e.id for e in events} == {str(changed.pk)}
     top = Change.objects.order_by("-id").first().pk
@@ -337,7 +344,7 @@ def test_the_list_page_opens_one_stream_for_the_rows_on_screen(client, viewer):
     client.force_login(viewer)
     html = client.get("/").content.decode()
     (url,) = re.findall(r'sse-connect="([^"]+)"', html)
-    shown = re.findall(r'<tr id="worker-(\d+)-row" sse-swap="worker-\1-row"', html)
+    shown = re.findall(r'<tr id="worker-(\d+)-row"', html)
     assert len(shown) == 50  # the first page
     # ... starting from the log position the page was rendered at (0: an empty log).
     # The fleet chart rides on it, over the window shown (an hour: no samples yet).
@@ -348,6 +355,7 @@ def test_the_list_page_opens_one_stream_for_the_rows_on_screen(client, viewer):
     )
     assert 'sse-swap="fleet-changed"' in html and 'sse-swap="fleet-progress"' in html
     assert 'sse-swap="fleet-chart-1h"' in html
+    assert 'sse-swap="fragments"' in html  # the rows' live fragments, swapped by their ids
 
 
 def test_the_worker_page_opens_one_stream_for_its_sections(client, viewer, worker):
@@ -358,8 +366,9 @@ def test_the_worker_page_opens_one_stream_for_its_sections(client, viewer, worke
         f"/events/?fragments=aws,cml,idle,history-1h,labs,actions&amp;workers={worker.pk}"
         "&amp;last_event_id=0"
     )
+    assert 'sse-swap="fragments" hx-swap="none"' in html  # its sections arrive out of band
     for fragment in ("aws", "cml", "idle", "history-1h", "labs", "actions"):
-        assert f'sse-swap="worker-{worker.pk}-{fragment}"' in html
+        assert f'id="worker-{worker.pk}-{fragment}"' in html
 
 
 def test_daphne_cancels_the_stream_when_the_browser_goes_away(transactional_db, viewer, worker):
@@ -692,7 +701,7 @@ def test_a_busy_stream_still_checks_its_user(feed, viewer, worker, monkeypatch):
 
     text = run(scenario)
     assert ends_with_reload(text, "signed-out"), text[-300:]
-    assert "event: worker-" in text
+    assert f'id="worker-{worker.pk}-cml"' in text
 
 
 def test_user_checks_cost_two_queries_however_many_viewers(viewer, django_assert_num_queries):

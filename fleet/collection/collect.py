@@ -9,6 +9,7 @@ import functools
 import logging
 from collections.abc import Callable, Iterable
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -103,18 +104,35 @@ def _collect(
     run = CollectionRun.objects.create(
         kind=kind, trigger=trigger, scope=scope, workers_total=len(workers)
     )
+    if scope == RunScope.FLEET and len(workers) > settings.COLLECT_SHARD_SIZE:
+        from fleet.collection.shards import collect_in_shards  # it uses observe and derive here
+
+        return _guarded(run, partial(collect_in_shards, run, workers, worker_deadline))
+    return _guarded(run, partial(_collect_whole, run, workers, kind, worker_deadline))
+
+
+def _collect_whole(
+    run: CollectionRun, workers: list[Worker], kind: str, worker_deadline: float | None
+) -> CollectionRun:
+    """The cycle in one piece: one observation, one derive, one transaction."""
+    with ProgressReporter(run) as progress:
+        seen, aws_calls, notes = observe(
+            workers,
+            read_labs=kind == RunKind.FULL,
+            deadline=worker_deadline,
+            on_worker_done=progress.worker_done,
+        )
+    run.aws_calls = aws_calls
+    run.message = "; ".join(notes)
+    result = derive_cycle(workers, seen)
+    persist(run, workers, result, timezone.now())
+    return run
+
+
+def _guarded(run: CollectionRun, cycle: Callable[[], CollectionRun]) -> CollectionRun:
+    """Run the cycle; whatever goes wrong, the run ends failed and says why."""
     try:
-        with ProgressReporter(run) as progress:
-            seen, aws_calls, notes = observe(
-                workers,
-                read_labs=kind == RunKind.FULL,
-                deadline=worker_deadline,
-                on_worker_done=progress.worker_done,
-            )
-        run.aws_calls = aws_calls
-        run.message = "; ".join(notes)
-        result = derive_cycle(workers, seen)
-        persist(run, workers, result, timezone.now())
+        return cycle()
     except (DatabaseError, InterfaceError) as error:
         log.exception("collection run %s failed", run.pk)
         return _fail(run, f"Database error: {error}")
@@ -124,7 +142,6 @@ def _collect(
     except BaseException as error:  # Ctrl-C, SystemExit: record it, then let it through
         _fail(run, f"interrupted ({type(error).__name__})")
         raise
-    return run
 
 
 def _fail(run: CollectionRun, message: str) -> CollectionRun:

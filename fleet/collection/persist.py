@@ -8,6 +8,7 @@ refuses are recorded as failed, with its message, and every other worker is writ
 
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -16,6 +17,7 @@ from django.db import DatabaseError, DataError, IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from fleet.collection.bulk_update import bulk_update
 from fleet.collection.derive import LAB_FIELDS
 from fleet.collection.fit import Notes, text
 from fleet.models import ChangeKind, CollectionRun, Lab, RunStatus, Sample, Worker
@@ -49,9 +51,36 @@ class CycleResult:
         return set(self.changes) | self.labs_changed
 
 
-def persist(run: CollectionRun, workers: list[Worker], result: CycleResult, now: datetime) -> None:
+@dataclass
+class Tally:
+    """What one write of a cycle (the whole cycle, or one shard of it) adds to its run."""
+
+    seen: int
+    changed: int
+    errors: dict[str, str]
+
+
+def close_run(run: CollectionRun, tally: Tally) -> None:
+    """The run is this one write: it succeeded with these counts."""
+    run.status = RunStatus.SUCCEEDED
+    run.finished_at = timezone.now()
+    run.workers_seen = run.workers_done = tally.seen
+    run.workers_changed = tally.changed
+    run.workers_failed = len(tally.errors)
+    run.errors = tally.errors
+    run.save()
+
+
+def persist(
+    run: CollectionRun,
+    workers: list[Worker],
+    result: CycleResult,
+    now: datetime,
+    close: Callable[[CollectionRun, Tally], None] = close_run,
+) -> None:
     """Save the changed workers (only their changed fields), the labs, the change log and the
-    finished run, all or nothing; if the database refuses a value, worker by worker."""
+    run (`close`: by default it is finished), all or nothing; if the database refuses a value,
+    worker by worker."""
     changed = [worker for worker in workers if worker.pk in result.changes]
     changed_fields = sorted({name for pk in result.changes for name in result.changes[pk]})
     for worker in changed:
@@ -61,12 +90,12 @@ def persist(run: CollectionRun, workers: list[Worker], result: CycleResult, now:
     try:
         with transaction.atomic():
             if changed:
-                Worker.objects.bulk_update(changed, changed_fields, batch_size=BATCH_SIZE)
+                bulk_update(changed, changed_fields, batch_size=BATCH_SIZE)
             if result.lab_upserts:
                 _upsert_labs(result.lab_upserts)
             if result.lab_deletes:
                 Lab.objects.filter(pk__in=result.lab_deletes).delete()
-            _finish(run, workers, result, now, refused={})
+            _finish(run, workers, result, now, {}, close)
     except WRITE_ERRORS as error:
         if not refuses_a_value(error):
             raise
@@ -75,7 +104,7 @@ def persist(run: CollectionRun, workers: list[Worker], result: CycleResult, now:
         )
         with transaction.atomic():
             refused = _write_each(result)
-            _finish(run, workers, result, now, refused)
+            _finish(run, workers, result, now, refused, close)
 
 
 def refuses_a_value(error: Exception) -> bool:
@@ -140,6 +169,7 @@ def _finish(
     result: CycleResult,
     now: datetime,
     refused: dict[int, str],
+    close: Callable[[CollectionRun, Tally], None],
 ) -> None:
     """Stamp the workers polled, add their history samples, log the changes and close the run.
     Refused workers get no sample (their in-memory state is what the database refused)."""
@@ -168,13 +198,7 @@ def _finish(
         ]
     )
     errors = {**result.errors, **{str(pk): message for pk, message in refused.items()}}
-    run.status = RunStatus.SUCCEEDED
-    run.finished_at = timezone.now()
-    run.workers_seen = run.workers_done = len(workers)
-    run.workers_changed = len(result.changed_workers - set(refused))
-    run.workers_failed = len(errors)
-    run.errors = errors
-    run.save()
+    close(run, Tally(len(workers), len(result.changed_workers - set(refused)), errors))
 
 
 def _refusal(error: Exception) -> str:

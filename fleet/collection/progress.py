@@ -9,6 +9,7 @@ import threading
 from types import TracebackType
 
 from django.db import connection, transaction
+from django.db.models import F
 
 from fleet.models import CollectionRun
 from fleet.models.changes import record_fleet_change
@@ -17,6 +18,9 @@ INTERVAL_SECONDS = 1.0
 
 
 class ProgressReporter:
+    """Counts workers done and adds them to the run's `workers_done` about once a second;
+    `published` is how many it has added so far."""
+
     def __init__(self, run: CollectionRun, interval: float | None = None) -> None:
         self.run = run
         self.interval = interval or INTERVAL_SECONDS
@@ -25,6 +29,10 @@ class ProgressReporter:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+
+    @property
+    def published(self) -> int:
+        return self._published
 
     def worker_done(self) -> None:
         with self._lock:
@@ -60,7 +68,9 @@ class ProgressReporter:
             done = self.done
         if done == self._published:
             return
-        with transaction.atomic():
-            CollectionRun.objects.filter(pk=self.run.pk).update(workers_done=done)
+        with transaction.atomic():  # added, not set: the shards of a cycle report side by side
+            CollectionRun.objects.filter(pk=self.run.pk).update(
+                workers_done=F("workers_done") + (done - self._published)
+            )
             record_fleet_change()
         self._published = done

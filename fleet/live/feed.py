@@ -5,8 +5,9 @@ the fragments it shows (the list its rows, a worker page its sections)."""
 
 import asyncio
 import logging
+import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
@@ -55,7 +56,12 @@ MAX_GAPS = 2000
 FRAGMENT = "fleet.fragment"
 RELOAD = "fleet.reload"
 T = TypeVar("T")
-Message = dict  # {"type": FRAGMENT, "event", "id", "html"} or {"type": RELOAD, "id", "reason"}
+# {"type": FRAGMENT, "event", "id", "html", "data", "oob"} or {"type": RELOAD, "id", "reason"}.
+# A worker fragment's html is its out-of-band form (`oob` true): a stream sends all the worker
+# fragments of one step in one SSE event. `data` is the html as SSE `data:` lines, made once
+# here for every stream.
+Message = dict
+LINE_BREAK_RE = re.compile(r"\r\n|\r|\n")  # the line ends of the SSE format
 
 
 @dataclass
@@ -99,13 +105,13 @@ class Affected:
             )
         return out
 
-    def with_samples(self, watched: set[str]) -> dict[int, tuple[int, set[str]]]:
+    def with_samples(self, watched: Collection[str]) -> dict[int, tuple[int, set[str]]]:
         """The workers to render: those changed, plus, after a cycle added samples, every
         worker whose charts someone here watches (known from the watched group names)."""
         wanted = {pk: (i, set(fragments)) for pk, (i, fragments) in self.workers.items()}
         if self.samples_id is None:
             return wanted
-        for group in watched:
+        for group in list(watched):  # a copy: the event loop may change the layer's map
             parsed = parse_event_name(group)
             if parsed and parsed[1] in HISTORY_FRAGMENTS:
                 pk, fragment = parsed
@@ -115,7 +121,7 @@ class Affected:
 
 
 def render_changes(
-    changes: list[Change], watched: set[str] | None = None
+    changes: list[Change], listened: Collection[str] | None = None
 ) -> list[tuple[str, Message]]:
     """(group, message) pairs for these change rows: each affected fragment of each worker
     rendered once (in a fixed number of queries, and one more per worker page's charts),
@@ -123,28 +129,27 @@ def render_changes(
     added or removed" message at most. A fragment that fails to render is logged and becomes
     a reload message for its group.
 
-    `watched` names the groups someone listens to (None: all): only those are rendered. A
-    message to a group nobody joined would go nowhere, and the charts over a week cost more
-    than the rest of a page."""
+    `listened` holds the groups some stream of this process is in (None: all): only those are
+    rendered. A fragment no page shows costs nothing, and the charts over a week cost more than
+    the rest of a page. After a cycle added samples, the charts someone watches are rendered
+    too (found among `listened`, read once per cycle)."""
     affected = Affected.of(changes)
-
-    def shown(group: str) -> bool:
-        return watched is None or group in watched
-
-    wanted = {
-        pk: (change_id, {f for f in fragments if shown(event_name(pk, f))})
-        for pk, (change_id, fragments) in affected.with_samples(watched or set()).items()
-    }
-    wanted = {pk: entry for pk, entry in wanted.items() if entry[1]}
-    workers = list(Worker.objects.filter(pk__in=wanted).prefetch_related("labs"))
+    candidates = affected.with_samples(listened if listened is not None else ())
+    wanted = {}
+    for pk, (change_id, fragments) in candidates.items():
+        if listened is not None:
+            fragments = {f for f in fragments if event_name(pk, f) in listened}
+        if fragments:
+            wanted[pk] = (change_id, fragments)
+    workers = list(Worker.objects.filter(pk__in=wanted).prefetch_related("labs")) if wanted else []
     attach_history([w for w in workers if wanted[w.pk][1] & NEEDS_HISTORY])
     out = []
     for worker in workers:
         change_id, fragments = wanted[worker.pk]
         for fragment in sorted(fragments):
             event = event_name(worker.pk, fragment)
-            render = partial(render_worker_fragment, worker, fragment)
-            out.append((event, _rendered(event, change_id, render)))
+            render = partial(render_worker_fragment, worker, fragment, oob=True)
+            out.append((event, _rendered(event, change_id, render, oob=True)))
     if affected.progress_id is not None:
         out.append((FLEET_GROUP, _rendered(PROGRESS_EVENT, affected.progress_id, _progress)))
     if affected.fleet_changed_id is not None:
@@ -153,7 +158,7 @@ def render_changes(
     if affected.samples_id is not None:
         for key in WINDOWS:
             event = fleet_chart_event(key)
-            if watched is not None and event in watched:  # never for nobody: a week is costly
+            if listened is not None and event in listened:  # never for nobody: a week is costly
                 render = partial(render_fleet_chart, key)
                 out.append((event, _rendered(event, affected.samples_id, render)))
     return sorted(out, key=lambda pair: pair[1]["id"])
@@ -165,12 +170,21 @@ def _progress() -> str:
     return render_to_string("fleet/partials/run_progress.html", {"run": run, "stats": stats})
 
 
-def _rendered(event: str, change_id: int, render: Callable[[], str]) -> Message:
+def _rendered(event: str, change_id: int, render: Callable[[], str], oob: bool = False) -> Message:
     try:
-        return {"type": FRAGMENT, "event": event, "id": change_id, "html": render()}
+        html = render()
     except Exception:
         log.exception("could not render %s for change %s; its pages reload", event, change_id)
         return reload_message(change_id, "render-failed")
+    data = "".join(f"data: {line}\n" for line in LINE_BREAK_RE.split(html))
+    return {
+        "type": FRAGMENT,
+        "event": event,
+        "id": change_id,
+        "html": html,
+        "data": data,
+        "oob": oob,
+    }
 
 
 def reload_message(change_id: int, reason: str) -> Message:
@@ -261,10 +275,9 @@ class ChangeFeed:
         """Read the changes committed since the last step and send their fragments; return
         the number of messages sent. The first step only notes where the log ends."""
         loop = asyncio.get_running_loop()
-        messages = await loop.run_in_executor(self._thread, self._read, self._watched())
+        messages = await loop.run_in_executor(self._thread, self._read)
         self.positioned.set()
-        for group, message in messages:
-            await self.layer.group_send(group, message)
+        await self.layer.group_send_many(messages)
         return len(messages)
 
     async def query(self, work: Callable[[], T]) -> T:
@@ -304,17 +317,11 @@ class ChangeFeed:
         self._thread.submit(_close_connection).result()
         self._thread.shutdown()
 
-    def _watched(self) -> set[str] | None:
-        """The groups with a member in this process (taken in the event loop, which alone
-        changes them); None when the layer does not say: then everything is rendered."""
-        groups = getattr(self.layer, "groups", None)
-        if groups is None:
-            return None
-        return {name for name, members in groups.items() if members}
-
-    def _read(self, watched: set[str] | None = None) -> list[tuple[str, Message]]:
-        """In the feed's thread: the new rows, rendered. The position moves past the rows read
-        before they are rendered, so no row is ever read twice, whatever rendering does."""
+    def _read(self) -> list[tuple[str, Message]]:
+        """In the feed's thread: the new rows, rendered for the groups this process's streams
+        are in (the layer's own map, read from this thread: a stream joining meanwhile catches
+        up from the log after it joined, so it misses nothing). The position moves past the rows
+        read before they are rendered, so no row is ever read twice, whatever rendering does."""
         try:
             if self.last_id is None:
                 self.last_id = Change.objects.aggregate(top=Max("id"))["top"] or 0
@@ -330,7 +337,7 @@ class ChangeFeed:
         if not changes:
             return messages
         try:
-            return messages + render_changes(changes, watched)
+            return messages + render_changes(changes, self.layer.groups)
         except Exception:
             log.exception("could not render changes %s; their pages reload", changes[0].id)
             connection.close()

@@ -1,9 +1,15 @@
-"""The SSE stream of a page: `GET /events/?workers=1,2,3[&fragments=row][&fleet_chart=24h]`,
-one connection per page, carrying the fresh fragments of exactly the workers it shows (all their
-fragments, or the ones named) as `event: worker-<pk>-<fragment>` for htmx's `sse-swap`, the
-fleet-wide events (cycle progress, workers added or removed) and, when asked, the fleet chart
-over one window. `fleet.live.feed` renders and sends them.
-How it stays bounded and never silent: docs/architecture.md."""
+"""The SSE stream of a page: `GET /events/?workers=1,2,3[&fragments=row][&fleet_chart=24h]`, one
+connection per page, carrying the fresh fragments of exactly the workers it shows (all their
+fragments, or the ones named), the fleet-wide events (cycle progress, workers added or removed)
+and, when asked, the fleet chart over one window.
+`fleet.live.feed` renders and sends them.
+
+What arrives together goes out together: the worker fragments of one feed step (or of a
+catch-up, or of several steps a slow page fell behind on) are one `event: fragments` whose data
+holds each fragment's out-of-band form (`hx-swap-oob`), which htmx swaps by id; a page whose
+fifty rows changed costs one event and one write, not fifty. The fleet-wide events keep their
+own names (`fleet-progress`, `fleet-changed`) in the same write: pages that do not show them
+ignore them. How it stays bounded and never silent: docs/architecture.md."""
 
 import asyncio
 import logging
@@ -27,6 +33,7 @@ from fleet.live.charts import parse_window
 from fleet.live.feed import (
     FLEET_GROUP,
     FRAGMENT,
+    LINE_BREAK_RE,
     ChangeFeed,
     Message,
     render_changes,
@@ -48,7 +55,7 @@ RETRY_MILLISECONDS = 3000
 VIEW_PERMISSION = "fleet.view_worker"
 WORKER_ID_RE = re.compile(r"[1-9][0-9]{0,17}")  # a positive BigAutoField value
 LAST_EVENT_ID_RE = re.compile(r"[0-9]{1,18}")  # a change id: fits a BigAutoField
-LINE_BREAK_RE = re.compile(r"\r\n|\r|\n")  # the line ends of the SSE format
+FRAGMENTS_EVENT = "fragments"  # the one event of a page's worker fragments that came together
 
 
 def parse_worker_ids(value: str | None) -> list[int]:
@@ -76,8 +83,28 @@ def parse_fragments(value: str | None) -> list[str]:
 
 def sse_event(message: Message) -> str:
     """One message of the feed as an SSE event; each line of its HTML on a `data:` line."""
-    data = "".join(f"data: {line}\n" for line in LINE_BREAK_RE.split(message["html"]))
+    data = message.get("data") or "".join(
+        f"data: {line}\n" for line in LINE_BREAK_RE.split(message["html"])
+    )
     return f"id: {message['id']}\nevent: {message['event']}\n{data}\n"
+
+
+def sse_events(messages: list[Message]) -> tuple[str, bool]:
+    """What a stream writes for messages that came together, and whether it ends there: the
+    worker fragments as one `fragments` event (their out-of-band forms, under the newest id),
+    each fleet-wide message as its own event, in order of id; or, when any of them says the
+    page cannot be kept current, the reload event alone (the page reloads whole anyway)."""
+    for message in messages:
+        if message["type"] != FRAGMENT:
+            return _reload(message), True
+    fragments = [message for message in messages if message.get("oob")]
+    events = [(message["id"], sse_event(message)) for message in messages if not message.get("oob")]
+    if fragments:
+        newest = max(message["id"] for message in fragments)
+        data = "".join(message["data"] for message in fragments)
+        events.append((newest, f"id: {newest}\nevent: {FRAGMENTS_EVENT}\n{data}\n"))
+    events.sort(key=lambda pair: pair[0])
+    return "".join(text for _, text in events), False
 
 
 def reload_event(reason: str) -> str:
@@ -187,9 +214,10 @@ async def stream(
         # After joining: a change committed from here on comes through the channel too.
         async with feed.openings:
             missed, top = await sync_to_async(_opening)(groups, ids, last_id)
-        for message in missed:
-            yield _event(message)
-            if message["type"] != FRAGMENT:
+        if missed:
+            text, ended = sse_events(missed)
+            yield text
+            if ended:
                 return
         yield f"id: {top}\n\n"
         check_at = loop.time() + KEEP_ALIVE_SECONDS
@@ -202,12 +230,13 @@ async def stream(
                 check_at = now + KEEP_ALIVE_SECONDS
                 continue
             try:
-                wait = min(check_at, ends_at) - now
-                message = await asyncio.wait_for(layer.receive(channel), wait)
+                async with asyncio.timeout(min(check_at, ends_at) - now):  # no task per wait
+                    messages = await layer.receive_many(channel)
             except TimeoutError:
                 continue
-            yield _event(message)
-            if message["type"] != FRAGMENT:
+            text, ended = sse_events(messages)
+            yield text
+            if ended:
                 return
     finally:
         feed.streams -= 1
@@ -217,11 +246,8 @@ async def stream(
         log.debug("stream closed; left %d groups", len(groups))
 
 
-def _event(message: Message) -> str:
-    """A fragment as its SSE event; anything else (the feed's reload, the layer's LOST) as the
-    reload event."""
-    if message["type"] == FRAGMENT:
-        return sse_event(message)
+def _reload(message: Message) -> str:
+    """The feed's reload or the layer's LOST as the reload event, with its reason."""
     return reload_event("fell-behind" if message["type"] == LOST else message["reason"])
 
 
@@ -252,7 +278,7 @@ def _opening(groups: list[str], ids: list[int], last_id: int | None) -> tuple[li
             | Q(kind__in=[ChangeKind.CREATED, ChangeKind.DELETED])
         )
         shown = set(groups)
-        rendered = render_changes(list(missed.order_by("id")), watched=shown)
+        rendered = render_changes(list(missed.order_by("id")), shown)
         return [message for group, message in rendered if group in shown], top
     finally:
         connection.close()

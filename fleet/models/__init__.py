@@ -13,7 +13,15 @@ from fleet.models.alerts import (
 from fleet.models.changes import Change, ChangeKind
 from fleet.models.labs import Lab, LabState
 from fleet.models.live import LiveProcess
-from fleet.models.runs import CollectionRun, RunKind, RunScope, RunStatus, RunTrigger
+from fleet.models.runs import (
+    CollectionRun,
+    CollectionShard,
+    RunKind,
+    RunScope,
+    RunStatus,
+    RunTrigger,
+    ShardStatus,
+)
 from fleet.models.samples import Sample
 from fleet.models.tokens import ApiToken
 from fleet.models.workers import (
@@ -47,6 +55,7 @@ __all__ = [
     "ChangeKind",
     "CheckStatus",
     "CollectionRun",
+    "CollectionShard",
     "Lab",
     "LabState",
     "LicenseState",
@@ -57,6 +66,7 @@ __all__ = [
     "RunTrigger",
     "Sample",
     "ServiceStatus",
+    "ShardStatus",
     "Worker",
     "WorkerStatus",
     "validate_endpoint",

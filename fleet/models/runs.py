@@ -126,3 +126,35 @@ class CollectionRun(models.Model):
         if self.finished_at is None:
             return None
         return self.finished_at - self.started_at
+
+
+class ShardStatus(models.TextChoices):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class CollectionShard(models.Model):
+    """One part of a large cycle: the workers of one region, at most COLLECT_SHARD_SIZE of
+    them, collected by whichever cluster process claims it first. Its run adds up the counts."""
+
+    run = models.ForeignKey(CollectionRun, on_delete=models.CASCADE, related_name="shards")
+    number = models.PositiveIntegerField()
+    region = models.CharField(max_length=32)
+    worker_ids = models.JSONField(default=list)
+    status = models.CharField(
+        max_length=10, choices=ShardStatus.choices, default=ShardStatus.PENDING
+    )
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    message = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["run", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "number"], name="shard_unique_run_number")
+        ]
+
+    def __str__(self) -> str:
+        return f"shard {self.number} of run {self.run_id} ({self.region}, {len(self.worker_ids)})"

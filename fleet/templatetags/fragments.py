@@ -10,8 +10,8 @@ register = template.Library()
 
 @register.simple_tag
 def fragment_attrs(worker, fragment: str, oob: bool = False) -> str:
-    """`id`, `sse-swap` and swap attributes of one worker fragment (`oob`: swap out of band,
-    as in the Refresh button's answer)."""
+    """`id` and swap attributes of one worker fragment (`oob`: swap out of band, as in the
+    Refresh button's answer and the live `fragments` event, which find it by this id)."""
     name = event_name(worker.pk, fragment)
-    attrs = format_html('id="{}" sse-swap="{}" hx-swap="outerHTML"', name, name)
+    attrs = format_html('id="{}" hx-swap="outerHTML"', name)
     return format_html('{} hx-swap-oob="true"', attrs) if oob else attrs

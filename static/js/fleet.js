@@ -25,8 +25,20 @@ setInterval(tick, 1000);
 
 // While a row's or section's own Refresh is in flight, a live update does not replace it: the
 // answer carries the same fresh fragment, and replacing the form would orphan that answer.
+// Live fragments arrive as out-of-band swaps inside one `fragments` event; only those are held
+// back (the Refresh answer's own out-of-band swaps happen while its request is still marked).
+let liveSwap = false;
 document.addEventListener("htmx:sseBeforeMessage", (event) => {
   if (event.target.querySelector && event.target.querySelector(".htmx-request")) {
+    event.preventDefault();
+    return;
+  }
+  liveSwap = true;  // the extension swaps right after this event, in the same task
+  queueMicrotask(() => { liveSwap = false; });
+});
+document.addEventListener("htmx:oobBeforeSwap", (event) => {
+  const target = event.detail.target;
+  if (liveSwap && target.querySelector && target.querySelector(".htmx-request")) {
     event.preventDefault();
   }
 });
