@@ -45,8 +45,9 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 bench: $(STAMP)
-	$(BIN)/python bench/collect.py --workers 100 --latency-ms 2000
-	$(BIN)/python bench/collect.py --workers 1000 --latency-ms 500
+	$(BIN)/python bench/collect.py --workers 300 --latency-ms 200
+	$(BIN)/python bench/collect.py --workers 300 --latency-ms 200 --kind metrics
+	$(BIN)/python bench/sse.py --clients 200 --workers 100 --per-client 50
 
 # The README's screenshots, from the simulated fleet (docs/screenshots/; needs Chromium).
 screenshots: $(STAMP)
