@@ -3,7 +3,9 @@
 Starts the simulated fleet (as `manage.py demo` does) on a throw-away SQLite database, imports
 its workers and runs real collection cycles against it. So that the charts show hours rather
 than the minute the script takes, the cycles are dated five minutes apart, ending now (each
-cycle's samples, run and audit entries are re-dated after it; nothing else is made up); one
+cycle's samples, run and audit entries are re-dated after it, and the running workers' start
+to the first cycle's date; nothing else is made up), and CML's telemetry is read once (a third
+of the workers are left unused, so the list shows idle ones); one
 worker is stopped and started again through the audited actions, so its page shows a gap and
 two events. Then daphne serves it and headless Chromium captures the worker list, a worker
 page, the runs and the audit log on a desktop (1280 px) and a phone (390 px), light and dark,
@@ -88,6 +90,7 @@ def backfill(fleet, cycles: int) -> int:
 
     from fleet.actions.workers import settle, start_worker, stop_worker
     from fleet.collection.collect import collect
+    from fleet.idle.pause import read_activity
     from fleet.management.commands.demo import DEMO_USERNAME, Command
     from fleet.models import ActionEntry, CollectionRun, Sample, Worker
 
@@ -98,6 +101,8 @@ def backfill(fleet, cycles: int) -> int:
         call_command("import_workers", "--region", region, verbosity=0)
     collect()  # names, states and endpoints for every worker
     worker = Worker.objects.filter(status="running").order_by("name").first()
+    for n, cml in enumerate(fleet.cml.workers()):  # a third nobody uses: the idle ones
+        cml.activity = "idle" if n % 3 == 2 else None
     stop_at, start_at = cycles * 2 // 5, cycles * 2 // 5 + 12
     end = timezone.now()
     for cycle in range(cycles):
@@ -110,6 +115,12 @@ def backfill(fleet, cycles: int) -> int:
         fleet.drift()
         collect()
         _redate(marks, moment, Sample, ActionEntry, CollectionRun)
+    # The activity section: CML's telemetry read (its seeded history is hours old, so the
+    # worker stopped and started above is the one still in use), then the idle rule applied.
+    Worker.objects.filter(status="running").exclude(pk=worker.pk).update(
+        running_since=end - cycles * SPACING
+    )
+    read_activity()
     print(f"{cycles} cycles collected; {Sample.objects.count()} samples", flush=True)
     return worker.pk
 
