@@ -211,3 +211,41 @@ def test_the_shards_of_a_run_that_failed_as_a_whole_are_not_taken(fleet_workers,
     CollectionShard.objects.create(run=run, number=1, region="us-east-1", worker_ids=[])
     assert work_on(run.pk) == 0
     assert run.shards.get().status == ShardStatus.PENDING
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_claim_in_flight_hides_only_its_own_shard(fleet_workers, small_shards, monkeypatch):
+    """While one process is between reading and writing its claim, another still finds the
+    next shard: the claim locks the shard's row, not the run's (which every shard joins)."""
+    run = CollectionRun.objects.create(workers_total=6)
+    CollectionShard.objects.bulk_create(
+        CollectionShard(run=run, number=n, region="us-east-1", worker_ids=[]) for n in (1, 2)
+    )
+    holding, release = threading.Event(), threading.Event()
+    original_save = CollectionShard.save
+
+    def slow_save(shard, *args, **kwargs):
+        if threading.current_thread().name == "slow-claimer":
+            holding.set()
+            release.wait(10)
+        return original_save(shard, *args, **kwargs)
+
+    monkeypatch.setattr(CollectionShard, "save", slow_save)
+    first = []
+
+    def slow_claimer():
+        try:
+            first.append(live_shards._claim(run.pk))
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=slow_claimer, name="slow-claimer")
+    thread.start()
+    assert holding.wait(10)
+    try:
+        second = live_shards._claim(run.pk)
+    finally:
+        release.set()
+        thread.join(10)
+    assert (first[0].number, second.number if second else None) == (1, 2)

@@ -87,7 +87,9 @@ def work_on(run_pk: int, worker_deadline: float | None = None) -> int:
 def _claim(run_pk: int) -> CollectionShard | None:
     with transaction.atomic():
         shard = (
-            CollectionShard.objects.select_for_update(skip_locked=True)
+            # Lock the shard row only: locking the joined run row too would make every other
+            # claimer skip every shard while one claim is in flight, and stop as if all were taken.
+            CollectionShard.objects.select_for_update(skip_locked=True, of=("self",))
             # A run that failed as a whole (its cycle's process hit a database error) is over:
             # its shards are not taken any more.
             .filter(run_id=run_pk, status=ShardStatus.PENDING, run__status=RunStatus.RUNNING)
