@@ -3,12 +3,12 @@ through fleet.actions.labs, each answering 202 with its audit entry."""
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
-from ninja import Router, Status
+from ninja import Router
 
 from fleet.actions.audit import require
 from fleet.actions.labs import VERBS, lab_action
 from fleet.api.auth import need
-from fleet.api.schemas import AuditOut, LabOut, LabPage, page_of
+from fleet.api.schemas import AuditOut, LabOut, LabPage, accepted, page_of
 from fleet.models import Lab, LabState, Worker
 
 router = Router(tags=["labs"])
@@ -41,9 +41,7 @@ def _act(request: HttpRequest, response: HttpResponse, worker_id: int, lab_id: s
     require(request.auth, VERBS[verb][0])  # before looking: no probing of lab ids
     worker = get_object_or_404(Worker, pk=worker_id)
     lab = get_object_or_404(Lab, worker=worker, lab_id=lab_id)
-    entry = lab_action(request.auth, worker, lab, verb)
-    response["Location"] = f"/api/v1/audit/{entry.pk}"
-    return Status(202, entry)
+    return accepted(response, lab_action(request.auth, worker, lab, verb))
 
 
 @router.post("/workers/{int:worker_id}/labs/{lab_id}/start", response={202: AuditOut})

@@ -5,9 +5,11 @@ from typing import Any
 
 from django.core.paginator import InvalidPage, Paginator
 from django.db.models import QuerySet
-from ninja import Schema
+from django.http import HttpResponse
+from ninja import Schema, Status
 
 from fleet.api.errors import ApiError
+from fleet.models import ActionEntry
 
 PER_PAGE_MAX = 200
 
@@ -164,3 +166,10 @@ def page_of(items: QuerySet, page: int, per_page: int) -> dict:
         "per_page": per_page,
         "results": list(current.object_list),
     }
+
+
+def accepted(response: HttpResponse, entry: ActionEntry):
+    """202 with the audit entry, which `Location` names too: poll it until `outcome` is no
+    longer `pending`."""
+    response["Location"] = f"/api/v1/audit/{entry.pk}"
+    return Status(202, entry)

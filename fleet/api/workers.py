@@ -5,14 +5,14 @@ its audit entry."""
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
-from ninja import Router, Status
+from ninja import Router
 
 from fleet.actions.refresh import refresh_all, refresh_worker
 from fleet.actions.workers import start_worker, stop_worker
 from fleet.api.auth import need
 from fleet.api.errors import ApiError
-from fleet.api.schemas import AuditOut, WorkerDetailOut, WorkerPage, page_of
-from fleet.models import ActionEntry, Worker
+from fleet.api.schemas import AuditOut, WorkerDetailOut, WorkerPage, accepted, page_of
+from fleet.models import Worker
 from fleet.web.worker_list import PER_PAGE, filtered_workers, parse_list_state
 
 router = Router(tags=["workers"])
@@ -37,13 +37,6 @@ def list_workers(request: HttpRequest, per_page: int = PER_PAGE):
 def get_worker(request: HttpRequest, worker_id: int):
     need(request, "view_worker")
     return get_object_or_404(Worker.objects.prefetch_related("labs"), pk=worker_id)
-
-
-def accepted(response: HttpResponse, entry: ActionEntry):
-    """202 with the audit entry, which `Location` names too: poll it until `outcome` is no
-    longer `pending`."""
-    response["Location"] = f"/api/v1/audit/{entry.pk}"
-    return Status(202, entry)
 
 
 @router.post("/refresh", response={202: AuditOut}, summary="Refresh every worker")

@@ -52,6 +52,16 @@ def idle_pass(now: datetime | None = None) -> str:
 
 
 PASS_FIELDS = ["idle_since", "idle_stop_at", "snooze_until", "muted_until"]
+# What the rule reads: the pass runs every minute over every running worker, so it loads no more.
+RULE_FIELDS = [
+    *PASS_FIELDS,
+    "status",
+    "running_since",
+    "last_activity_at",
+    "activity_read_at",
+    "auto_pause",
+    "pending_action",
+]
 
 
 def _pass(rule: IdleRule, now: datetime) -> PassSummary:
@@ -62,7 +72,7 @@ def _pass(rule: IdleRule, now: datetime) -> PassSummary:
             | Q(idle_stop_at__isnull=False)
             | Q(snooze_until__lte=now)
             | Q(muted_until__lte=now)
-        )
+        ).only(*RULE_FIELDS)
     )
     changed: dict[int, list[str]] = {}
     due, warned = [], 0
@@ -94,7 +104,7 @@ def _pass(rule: IdleRule, now: datetime) -> PassSummary:
 
 def _auto_pause(rule: IdleRule, worker: Worker, now: datetime) -> bool:
     """Stop one worker whose warning ran out, if the rule still says so on fresh data."""
-    worker.refresh_from_db()
+    worker = Worker.objects.get(pk=worker.pk)  # whole and fresh: the Stop action reads it
     if not rule.decide(worker, now).stop:
         return False
     entry = stop_worker(None, worker, actor=AUTO_PAUSE_ACTOR, reason=IDLE_REASON)

@@ -42,7 +42,7 @@ class IdleRule:
         """When the worker's idleness began (threshold after its last use), or None."""
         if worker.status != WorkerStatus.RUNNING:
             return None
-        used = max(filter(None, (worker.last_activity_at, worker.running_since)), default=None)
+        used = worker.last_used_at
         if used is None or now - used < self.threshold:
             return None
         return used + self.threshold

@@ -202,28 +202,17 @@ def build_chart(
         last_t, last_v = valued[-1]
         low_t, low_v = min(valued, key=lambda p: p[1])
         high_t, high_v = max(valued, key=lambda p: p[1])
-        current = _mark(
-            round(x_of(last_t), 1),
-            round(y_of(last_v), 1),
-            text(last_v),
-            f"last {text(last_v)} at {_when(last_t, window)}",
-            "current",
-        )
+
+        def mark(t: datetime, v: float, words: str, place: str) -> Mark:
+            at = _when(t, window)
+            return _mark(
+                round(x_of(t), 1), round(y_of(v), 1), text(v), f"{words} {text(v)} at {at}", place
+            )
+
+        current = mark(last_t, last_v, "last", "current")
         if high_v != low_v:  # a flat line has one value: the current one
-            low = _mark(
-                round(x_of(low_t), 1),
-                round(y_of(low_v), 1),
-                text(low_v),
-                f"lowest {text(low_v)} at {_when(low_t, window)}",
-                "low",
-            )
-            high = _mark(
-                round(x_of(high_t), 1),
-                round(y_of(high_v), 1),
-                text(high_v),
-                f"highest {text(high_v)} at {_when(high_t, window)}",
-                "high",
-            )
+            low = mark(low_t, low_v, "lowest", "low")
+            high = mark(high_t, high_v, "highest", "high")
         # The current value's label says it already where it is the lowest or highest too.
         low = None if low and low_t == last_t else low
         high = None if high and high_t == last_t else high
