@@ -1,11 +1,17 @@
-"""The CML source against the simulated CML server (and httpx.MockTransport where it can't)."""
+"""The CML source against the simulated CML server (and a scripted one where it can't)."""
 
 import asyncio
+import contextlib
 import json
 import socket
+import sys
+import threading
+import time
+from collections.abc import Iterator
 from datetime import UTC
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
 
-import httpx
 import pytest
 
 from fleet.collection.sources import cml
@@ -220,81 +226,124 @@ def test_the_concurrency_bound(sim, monkeypatch):
     assert peak == 2
 
 
-# --- Cases the simulator cannot produce, against httpx.MockTransport -------------------------
+# --- Cases the simulator cannot produce, against a scripted CML on loopback ------------------
 
 
-def fake_cml(overrides: dict) -> tuple[httpx.MockTransport, list[str]]:
-    """A healthy CML 2.9 at http://cml.test; overrides map a path to a (status, payload)."""
-    answers = {
-        "/authenticate": (200, "token-1"),
-        "/system_information": (200, {"version": "2.9.0", "ready": True}),
-        "/system_health": (200, {"valid": True}),
-        "/system_stats": (200, {"all": {"cpu": {"percent": 12.5}}}),
-        "/licensing": (200, {"authorization": {"status": "EVAL"}}),
-        "/populate_lab_tiles": (200, {"lab_tiles": {}}),
-        **overrides,
-    }
-    seen: list[str] = []
+class FakeCML(ThreadingHTTPServer):
+    """A healthy CML 2.9 on loopback whose answers a test rewrites: `answers` maps a path to
+    (status, payload), where payload is JSON, raw bytes, or an iterator of bytes sent chunked;
+    `seen` lists the paths asked, in order."""
 
-    def answer(request: httpx.Request) -> httpx.Response:
-        path = request.url.path.removeprefix("/api/v0")
-        seen.append(path)
-        status, payload = answers.get(path, (404, {"description": "Not found"}))
-        return httpx.Response(status, content=json.dumps(payload).encode())
+    daemon_threads = True
 
-    return httpx.MockTransport(answer), seen
+    def __init__(self) -> None:
+        self.answers = {
+            "/authenticate": (200, "token-1"),
+            "/system_information": (200, {"version": "2.9.0", "ready": True}),
+            "/system_health": (200, {"valid": True}),
+            "/system_stats": (200, {"all": {"cpu": {"percent": 12.5}}}),
+            "/licensing": (200, {"authorization": {"status": "EVAL"}}),
+            "/populate_lab_tiles": (200, {"lab_tiles": {}}),
+        }
+        self.seen: list[str] = []
+        super().__init__(("127.0.0.1", 0), _FakeHandler)
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        if not isinstance(sys.exc_info()[1], OSError):  # a client hanging up is expected
+            super().handle_error(request, client_address)  # type: ignore[arg-type]
+
+    @property
+    def targets(self) -> list[CMLTarget]:
+        return [CMLTarget(1, f"http://127.0.0.1:{self.server_address[1]}")]
 
 
-FAKE = [CMLTarget(1, "http://cml.test")]
+class _FakeHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: FakeCML
+
+    def do_GET(self) -> None:
+        path = urlsplit(self.path).path.removeprefix("/api/v0")
+        self.server.seen.append(path)
+        status, payload = self.server.answers.get(path, (404, {"description": "Not found"}))
+        self.send_response(status)
+        if isinstance(payload, Iterator):
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            with contextlib.suppress(OSError):  # the client hangs up once it has read enough
+                for chunk in payload:
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                self.wfile.write(b"0\r\n\r\n")
+            return
+        body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.do_GET()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def fake():
+    server = FakeCML()
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
 
 
 @pytest.mark.parametrize("status", [404, 405])
-def test_labs_fall_back_to_one_call_a_lab_on_older_cml(status):
+def test_labs_fall_back_to_one_call_a_lab_on_older_cml(fake, status):
     lab = {"id": "a", "lab_title": "A", "state": "STARTED", "owner": "admin", "node_count": 3}
-    transport, seen = fake_cml(
+    fake.answers.update(
         {"/populate_lab_tiles": (status, {}), "/labs": (200, ["a", "b"]), "/labs/a": (200, lab)}
     )
 
-    result = observe(FAKE, transport=transport)[1]
+    result = observe(fake.targets)[1]
 
     assert result.ok and result.error == ""
     assert [(lab.lab_id, lab.title, lab.owner, lab.node_count) for lab in result.labs] == [
         ("a", "A", "admin", 3)  # b was deleted between the list and its read: skipped
     ]
-    assert {"/labs", "/labs/a", "/labs/b"} <= set(seen)
+    assert {"/labs", "/labs/a", "/labs/b"} <= set(fake.seen)
 
 
-def test_ready_false_is_not_ready():
-    transport, seen = fake_cml({"/system_information": (200, {"version": "2.9.1", "ready": False})})
+def test_ready_false_is_not_ready(fake):
+    fake.answers["/system_information"] = (200, {"version": "2.9.1", "ready": False})
 
-    result = observe(FAKE, transport=transport)[1]
+    result = observe(fake.targets)[1]
 
     assert not result.ok and (result.cml_version, result.cml_ready) == ("2.9.1", False)
-    assert "/system_health" not in seen
+    assert "/system_health" not in fake.seen
 
 
-def test_a_failed_required_call_keeps_what_was_read():
-    transport, _ = fake_cml({"/system_stats": (500, {"description": "boom"})})
+def test_a_failed_required_call_keeps_what_was_read(fake):
+    fake.answers["/system_stats"] = (500, {"description": "boom"})
 
-    result = observe(FAKE, transport=transport)[1]
+    result = observe(fake.targets)[1]
 
     assert not result.ok and result.error == "HTTP 500 from /system_stats"
     assert (result.cml_version, result.license_state) == ("2.9.0", "evaluation")
     assert result.cml_cpu_percent is None and result.labs == ()
 
 
-def test_a_failed_labs_read_leaves_the_worker_ok():
-    transport, _ = fake_cml({"/populate_lab_tiles": (500, {})})
+def test_a_failed_labs_read_leaves_the_worker_ok(fake):
+    fake.answers["/populate_lab_tiles"] = (500, {})
 
-    result = observe(FAKE, transport=transport)[1]
+    result = observe(fake.targets)[1]
 
     assert result.ok and result.labs is None
     assert result.error == "HTTP 500 from /populate_lab_tiles"
     assert result.cml_cpu_percent == 12.5
 
 
-def test_missing_keys_give_none_not_errors():
-    transport, _ = fake_cml(
+def test_missing_keys_give_none_not_errors(fake):
+    fake.answers.update(
         {
             "/system_information": (200, {}),
             "/system_health": (200, []),
@@ -304,7 +353,7 @@ def test_missing_keys_give_none_not_errors():
         }
     )
 
-    result = observe(FAKE, transport=transport)[1]
+    result = observe(fake.targets)[1]
 
     assert result.ok and (result.cml_version, result.cml_ready) == ("", None)
     assert result.license_state == "unknown"
@@ -356,24 +405,21 @@ def test_the_simulators_licence_states_are_mapped(sim):
 # --- Hostile answers: size, emptiness, nesting, types -----------------------------------------
 
 
-def test_a_body_over_the_cap_is_that_calls_error_and_is_read_no_further():
+def test_a_body_over_the_cap_is_that_calls_error_and_is_read_no_further(fake):
     pulled = []
 
-    async def twenty_megabytes():
-        for _ in range(20):
+    def fifty_megabytes():
+        for _ in range(50):
             pulled.append(1)
             yield b" " * 1_000_000
 
-    def answer(request: httpx.Request) -> httpx.Response:
-        if request.url.path.endswith("/system_stats"):
-            return httpx.Response(200, content=twenty_megabytes())  # chunked: no Content-Length
-        return fake_answer(request)
+    fake.answers["/system_stats"] = (200, fifty_megabytes())  # chunked: no Content-Length
 
-    fake_answer = fake_cml({})[0].handler
-    result = observe(FAKE, transport=httpx.MockTransport(answer), max_response_bytes=3_000_000)[1]
+    result = observe(fake.targets, max_response_bytes=3_000_000)[1]
 
     assert not result.ok and result.error == "CML /system_stats answered more than 3 MB"
-    assert len(pulled) == 4
+    time.sleep(0.5)  # the server writes until the hang-up reaches it
+    assert len(pulled) < 50  # the rest was never sent: the client hung up
 
 
 def test_a_declared_length_over_the_cap_is_refused_before_reading(sim):
@@ -395,20 +441,16 @@ def test_a_declared_length_over_the_cap_is_refused_before_reading(sim):
         (b"1" * 5000, "invalid JSON from /system_stats"),  # more digits than Python converts
     ],
 )
-def test_empty_deep_or_absurd_bodies_are_specific_errors(body, error):
-    def answer(request: httpx.Request) -> httpx.Response:
-        if request.url.path.endswith("/system_stats"):
-            return httpx.Response(200, content=body)
-        return fake_answer(request)
+def test_empty_deep_or_absurd_bodies_are_specific_errors(fake, body, error):
+    fake.answers["/system_stats"] = (200, body)
 
-    fake_answer = fake_cml({})[0].handler
-    result = observe(FAKE, transport=httpx.MockTransport(answer))[1]
+    result = observe(fake.targets)[1]
 
     assert not result.ok and result.error == error
 
 
-def test_wrong_json_types_are_dropped_and_noted():
-    transport, _ = fake_cml(
+def test_wrong_json_types_are_dropped_and_noted(fake):
+    fake.answers.update(
         {
             "/system_information": (200, {"version": 2.9, "ready": True}),
             "/system_health": (200, ["valid"]),
@@ -425,7 +467,7 @@ def test_wrong_json_types_are_dropped_and_noted():
         }
     )
 
-    result = observe(FAKE, transport=transport)[1]
+    result = observe(fake.targets)[1]
 
     assert result.ok and result.cml_version == "" and result.cml_cpu_percent is None
     assert result.nodes_total is None and [lab.title for lab in result.labs] == [""]
@@ -440,9 +482,9 @@ def test_wrong_json_types_are_dropped_and_noted():
     }
 
 
-def test_a_lab_list_with_odd_entries_reads_each_lab_once():
+def test_a_lab_list_with_odd_entries_reads_each_lab_once(fake):
     lab = {"id": "a", "lab_title": "A"}
-    transport, seen = fake_cml(
+    fake.answers.update(
         {
             "/populate_lab_tiles": (404, {}),
             "/labs": (200, ["a", "a", 7, None, ""]),
@@ -450,7 +492,7 @@ def test_a_lab_list_with_odd_entries_reads_each_lab_once():
         }
     )
 
-    result = observe(FAKE, transport=transport)[1]
+    result = observe(fake.targets)[1]
 
-    assert [lab.lab_id for lab in result.labs] == ["a"] and seen.count("/labs/a") == 1
+    assert [lab.lab_id for lab in result.labs] == ["a"] and fake.seen.count("/labs/a") == 1
     assert result.notes == ("CML /labs: an entry that is not a lab id, skipped",)

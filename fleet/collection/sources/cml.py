@@ -1,9 +1,9 @@
-"""CML REST API observations (httpx async): every worker concurrently, under one bound.
+"""CML REST API observations (aiohttp): every worker concurrently, under one bound.
 
-One small `httpx.AsyncClient` per worker, all sharing one TLS context; a timeout per request, a
-deadline per worker, a cap on the size of each answer; tokens cached by the caller. One worker's
-failure becomes that worker's `CMLObservation(ok=False, error=...)` and never an exception.
-No Django here.
+One small aiohttp session per worker, all sharing one TLS context; socket timeouts per request,
+a deadline per worker, a cap on the size of each answer; tokens cached by the caller. One
+worker's failure becomes that worker's `CMLObservation(ok=False, error=...)` and never an
+exception. No Django here.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
+import aiohttp
 import certifi
-import httpx
 
 from fleet.collection.sources.cml_parse import (
     Notes,
@@ -101,8 +101,7 @@ async def observe_cml(
     the public CAs), the bounds (`concurrency`, `request_timeout`, `worker_deadline`,
     `cycle_deadline`: seconds from now for the whole call, `max_response_bytes`: a larger
     answer is that call's error, read no further), `on_worker_done` (progress), `tokens`
-    (endpoint → token, read and updated in place so callers keep it across cycles) and
-    `transport` (replaces the network: tests only).
+    (endpoint → token, read and updated in place so callers keep it across cycles).
     """
 
     async def observe(api: _WorkerAPI) -> CMLObservation:
@@ -178,22 +177,21 @@ async def _each_worker(
     max_response_bytes: int = MAX_RESPONSE_BYTES,
     on_worker_done: Callable[[], None] | None = None,
     tokens: dict[str, str] | None = None,
-    transport: httpx.AsyncBaseTransport | None = None,
 ) -> dict[int, T]:
     """Run `observe` on every target's API, at most `concurrency` at once, each under its
     deadline; a worker's timeout or bug becomes `failed(message)`, never an exception."""
     tokens = {} if tokens is None else tokens
     credentials = {"username": username, "password": password}
     bound = asyncio.Semaphore(concurrency)
-    # One small connection pool per worker, all sharing one TLS context (the costly part to
-    # build). A single pool shared by every worker would be simpler, but httpcore scans all of a
-    # pool's connections on every request, so its CPU grows with the square of the fleet.
+    # One small connection pool per worker (a session), all sharing one TLS context (the costly
+    # part to build): a worker's requests reuse its connections, and never another worker's.
     tls = tls_context(verify_tls, ca_bundle)
-    limits = httpx.Limits(max_connections=CALLS_AT_ONCE, max_keepalive_connections=CALLS_AT_ONCE)
-    # No pool timeout: waiting for a connection is bounded by the worker's deadline instead.
-    timeout = httpx.Timeout(request_timeout, pool=None)
-    # httpx reads the proxy variables from the environment for every client it makes (about a
-    # millisecond each): read them once here, and let the clients look only when there are any.
+    # Socket timeouts per request; waiting for a pooled connection is bounded by the worker's
+    # deadline instead.
+    timeout = aiohttp.ClientTimeout(
+        total=None, sock_connect=request_timeout, sock_read=request_timeout
+    )
+    # Proxies come from the environment, read once here: sessions look only when there are any.
     env_proxies = bool(urllib.request.getproxies())
 
     loop = asyncio.get_running_loop()
@@ -202,16 +200,15 @@ async def _each_worker(
     async def observe_one(target: CMLTarget) -> T:
         async with (
             bound,
-            httpx.AsyncClient(
-                verify=tls,
+            aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=CALLS_AT_ONCE, ssl=tls),
                 timeout=timeout,
-                limits=limits,
-                transport=transport,
-                trust_env=env_proxies,  # the TLS context is ours either way
-            ) as client,
+                cookie_jar=aiohttp.DummyCookieJar(),  # CML authenticates with bearer tokens
+                trust_env=env_proxies,
+            ) as session,
         ):
             api = _WorkerAPI(
-                client, target.endpoint, credentials, tokens, request_timeout, max_response_bytes
+                session, target.endpoint, credentials, tokens, request_timeout, max_response_bytes
             )
             worker_end = loop.time() + worker_deadline
             try:
@@ -351,14 +348,14 @@ class _WorkerAPI:
 
     def __init__(
         self,
-        client: httpx.AsyncClient,
+        session: aiohttp.ClientSession,
         endpoint: str,
         credentials: dict[str, str],
         tokens: dict[str, str],
         request_timeout: float,
         max_response_bytes: int = MAX_RESPONSE_BYTES,
     ) -> None:
-        self.client = client
+        self.session = session
         self.endpoint = endpoint
         self.base = endpoint.rstrip("/") + API
         self.credentials = credentials
@@ -374,27 +371,26 @@ class _WorkerAPI:
     async def send(self, method: str, path: str, **kwargs: Any) -> _Answer:
         """One request, its body read up to the size cap; transport failures become a CMLError."""
         try:
-            async with self.client.stream(method, self.base + path, **kwargs) as response:
-                return _Answer(response.status_code, await self._body(response, path))
-        except httpx.TimeoutException:
+            async with self.session.request(method, self.base + path, **kwargs) as response:
+                return _Answer(response.status, await self._body(response, path))
+        except TimeoutError:  # aiohttp's socket timeouts; the worker's deadline cancels instead
             raise CMLError(f"timeout after {self.request_timeout:g}s from {path}") from None
-        except httpx.ConnectError as exc:
-            reason = str(exc) or type(exc).__name__
-            if "CERTIFICATE_VERIFY_FAILED" in reason:
-                reason = _untrusted(reason)
+        except aiohttp.ClientConnectorError as exc:
+            reason = str(exc.os_error) or type(exc).__name__
+            if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+                reason = _untrusted(str(exc.certificate_error))
             raise CMLError(f"cannot connect to {self.endpoint}: {reason}"[:300]) from None
-        except httpx.HTTPError as exc:
+        except aiohttp.ClientError as exc:
             raise CMLError(f"{type(exc).__name__} from {path}") from None
 
-    async def _body(self, response: httpx.Response, path: str) -> bytes:
+    async def _body(self, response: aiohttp.ClientResponse, path: str) -> bytes:
         """The (decoded) body, or a CMLError as soon as it is known to be over the cap."""
         limit = self.max_response_bytes
-        too_big = CMLError(f"CML {path} answered more than {_size(limit)}", response.status_code)
-        declared = response.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > limit:
+        too_big = CMLError(f"CML {path} answered more than {_size(limit)}", response.status)
+        if (response.content_length or 0) > limit:
             raise too_big
         body = bytearray()
-        async for chunk in response.aiter_bytes():
+        async for chunk in response.content.iter_any():
             body += chunk
             if len(body) > limit:
                 raise too_big
