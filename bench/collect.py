@@ -8,7 +8,10 @@ own process so its CPU is not counted. The cycle runs in this process against a 
 database (or DATABASE_URL). The last line is key=value pairs:
 
     workers latency_ms concurrency cycle_s ideal_s ratio db_queries aws_calls cpu_ms_per_worker
-    shards
+    shards aws_s cml_s
+
+aws_s and cml_s are the wall-clock seconds of the two observation phases (AWS, then CML), summed
+over shards: the rest of the cycle is derive and persist.
 
 With --shards S the cycle is split into shards (per region, ceil(workers / S) workers at most)
 and S - 1 single-worker qcluster processes take shards beside this one; cpu_ms_per_worker then
@@ -169,9 +172,38 @@ def measure_both(args: argparse.Namespace, collect, Worker, Lab) -> None:  # noq
     print(format_figures(args, warm))
 
 
+class PhaseTimer:
+    """Wall-clock seconds spent in AwsReader.observe and in run_cml_reader, by wrapping them."""
+
+    def __init__(self) -> None:
+        from fleet.collection import collect
+        from fleet.collection.sources.aws import AwsReader
+
+        self.seconds = {"aws": 0.0, "cml": 0.0}
+        AwsReader.observe = self.timed("aws", AwsReader.observe)
+        collect.run_cml_reader = self.timed("cml", collect.run_cml_reader)
+
+    def timed(self, phase: str, function):
+        def wrapper(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                self.seconds[phase] += time.perf_counter() - started
+
+        return wrapper
+
+    def take(self) -> dict[str, float]:
+        taken, self.seconds = self.seconds, {"aws": 0.0, "cml": 0.0}
+        return taken
+
+
 def measure(collect, args: argparse.Namespace) -> dict:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
+
+    if not hasattr(measure, "phases"):
+        measure.phases = PhaseTimer()
 
     profile = cProfile.Profile() if args.profile and measure.warm else None
     measure.warm = True
@@ -193,6 +225,7 @@ def measure(collect, args: argparse.Namespace) -> dict:
         "db_queries": len(queries),
         "aws_calls": run.aws_calls,
         "summary": run.summary(),
+        "phases": measure.phases.take(),
     }
 
 
@@ -215,6 +248,8 @@ def format_figures(args: argparse.Namespace, measured: dict) -> str:
         "aws_calls": measured["aws_calls"],
         "cpu_ms_per_worker": f"{measured['cpu_ms'] / args.workers:.2f}",
         "shards": measured["shards"],
+        "aws_s": f"{measured['phases']['aws']:.2f}",
+        "cml_s": f"{measured['phases']['cml']:.2f}",
     }
     return " ".join(f"{key}={value}" for key, value in figures.items())
 
