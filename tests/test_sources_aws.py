@@ -14,6 +14,7 @@ from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
+from fleet.collection.sources import aws as aws_source
 from fleet.collection.sources.aws import AwsReader
 
 UNKNOWN_ID = "i-0123456789abcdef0"
@@ -405,3 +406,29 @@ def _closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-12-06T17:05:00.000Z", datetime(2026, 12, 6, 17, 5, tzinfo=UTC)),
+        ("2026-12-06T17:05:00+01:00", datetime(2026, 12, 6, 16, 5, tzinfo=UTC)),
+        ("2026-12-06T17:05:00", datetime(2026, 12, 6, 17, 5, tzinfo=UTC)),  # naive: UTC
+        ("1765040700", datetime(2025, 12, 6, 17, 5, tzinfo=UTC)),  # epoch: botocore's parser
+        ("Sat, 06 Dec 2026 17:05:00 GMT", datetime(2026, 12, 6, 17, 5, tzinfo=UTC)),
+    ],
+)
+def test_timestamps_are_aware_and_exact_whatever_their_form(text, expected):
+    parsed = aws_source._timestamp(text)
+
+    assert parsed == expected and parsed.tzinfo is not None
+
+
+def test_the_readers_clients_parse_timestamps_with_the_fast_parser(aws):
+    (instance_id,) = launch("us-east-1")
+
+    instance = AwsReader(["us-east-1"]).observe_region("us-east-1", [instance_id]).instances
+    launched = instance[instance_id].launched_at
+
+    assert launched.tzinfo is UTC  # dateutil, botocore's own parser, gives its tzutc()
+    assert abs(datetime.now(UTC) - launched) < timedelta(minutes=5)
