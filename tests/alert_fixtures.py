@@ -11,6 +11,7 @@ from aiosmtpd.controller import Controller
 
 from fleet.models import AlertChannel
 from tests.browser_fixtures import free_port
+from tests.loopback import serving
 
 
 class Receiver(ThreadingHTTPServer):
@@ -51,12 +52,8 @@ class ReceiverHandler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def receiver():
-    server = Receiver()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with serving(Receiver()) as server:
+        yield server
 
 
 class Mailbox:

@@ -5,7 +5,6 @@ import contextlib
 import json
 import socket
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC
@@ -18,6 +17,7 @@ from fleet.collection.sources import cml
 from fleet.collection.sources.cml import CMLTarget, observe_cml
 from fleet.collection.sources.cml_parse import license_state
 from simulator.cml import CMLSimulator
+from tests.loopback import serving
 
 PASSWORD = "simulated-password"
 
@@ -289,12 +289,8 @@ class _FakeHandler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def fake():
-    server = FakeCML()
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with serving(FakeCML()) as server:
+        yield server
 
 
 @pytest.mark.parametrize("status", [404, 405])
