@@ -1,5 +1,6 @@
 """SimulatedFleet: moto and the CML simulator together, as the demo and benchmarks use them."""
 
+import os
 import threading
 import time
 
@@ -62,3 +63,18 @@ def test_the_same_seed_gives_the_same_fleet():
 
     assert snapshot() == first
     assert all(labs for _, _, labs in first)  # every worker starts with at least one lab
+
+
+def test_aws_can_run_in_a_process_of_its_own_and_stops_with_the_fleet():
+    fleet = SimulatedFleet(workers=2, regions=["us-east-1"], stopped=1, aws_process=True)
+    with fleet:
+        process = fleet._moto._process
+        assert process.pid != os.getpid() and process.is_alive()
+        ec2 = aws_client("ec2", "us-east-1", fleet.aws_endpoint_url)
+        states = [
+            i["State"]["Name"]
+            for r in ec2.describe_instances()["Reservations"]
+            for i in r["Instances"]
+        ]
+        assert sorted(states) == ["running", "stopped"]
+    assert not process.is_alive()

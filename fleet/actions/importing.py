@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from django.conf import settings
 
 from fleet.actions.audit import Outcome, UpstreamError, perform, record
-from fleet.collection.collect import aws_reader
+from fleet.collection.observe import aws_reader
 from fleet.collection.sources.aws import InstanceObservation
 from fleet.models import (
     INSTANCE_ID_RE,

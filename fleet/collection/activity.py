@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from fleet.collection.collect import run_cml_reader
+from fleet.collection.observe import run_cml_reader
 from fleet.collection.sources.cml import CMLTarget, TelemetryObservation, observe_telemetry
 from fleet.collection.sources.cml_telemetry import merge_recent, read_activity
 from fleet.models import Worker, WorkerStatus

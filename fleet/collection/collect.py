@@ -1,63 +1,38 @@
 """The one collection path, used by the schedule, the Refresh buttons and `manage.py`:
 
-observe (AWS per region in threads, CML per worker concurrently) → derive (pure) → persist
-(one transaction, constant queries).
+observe (AWS per region in threads and CML per worker concurrently, side by side) → derive
+(pure) → persist (one transaction, constant queries).
 """
 
-import asyncio
-import functools
 import logging
 from collections.abc import Callable, Iterable
 from datetime import timedelta
 from functools import partial
-from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, connection, transaction
 from django.utils import timezone
 
-from fleet.collection.derive import (
-    WorkerObservation,
-    cml_endpoint,
-    derive_changes,
-    derive_lab_changes,
-)
+from fleet.collection.derive import WorkerObservation, derive_changes, derive_lab_changes
 from fleet.collection.fit import fit_observation
 from fleet.collection.locks import exclusive
+from fleet.collection.observe import observe
 from fleet.collection.persist import CycleResult, persist
 from fleet.collection.progress import ProgressReporter
-from fleet.collection.sources.aws import AwsReader
-from fleet.collection.sources.cml import CMLTarget, observe_cml
-from fleet.collection.token_cache import load_tokens, save_tokens
 from fleet.models import (
     CollectionRun,
     Lab,
-    LicenseState,
     RunKind,
     RunScope,
     RunStatus,
     RunTrigger,
     Worker,
-    WorkerStatus,
 )
 from fleet.models.changes import record_fleet_change
 
 log = logging.getLogger(__name__)
 
 FLEET_LOCK = "fleet-collection"
-
-
-def aws_reader() -> AwsReader:
-    """The reader for the current settings (AWS_REGIONS, AWS_ENDPOINT_URL, AWS_DEADLINE_SECONDS)."""
-    return _aws_reader(
-        tuple(settings.AWS_REGIONS), settings.AWS_ENDPOINT_URL, settings.AWS_DEADLINE_SECONDS
-    )
-
-
-@functools.cache
-def _aws_reader(regions: tuple[str, ...], endpoint_url: str | None, deadline: int) -> AwsReader:
-    """One reader (and so one boto3 client per region) per process, reused by every cycle."""
-    return AwsReader(list(regions), endpoint_url, deadline=deadline)
 
 
 def collect(
@@ -169,99 +144,6 @@ def close_stale_runs() -> int:
         if closed:
             record_fleet_change()
     return closed
-
-
-def observe(
-    workers: list[Worker],
-    *,
-    read_labs: bool,
-    deadline: float | None = None,
-    on_worker_done: Callable[[], None] | None = None,
-) -> tuple[dict[int, WorkerObservation], int, list[str]]:
-    """Ask AWS about every worker (regions concurrently), then CML about the running ones.
-    Returns the observations, the AWS API calls made, and region-wide notes (CloudWatch down)."""
-    ids_by_region: dict[str, list[str]] = {}
-    for worker in workers:
-        ids_by_region.setdefault(worker.region, []).append(worker.instance_id)
-    reader = aws_reader()
-    regions = reader.observe(ids_by_region) if ids_by_region else {}
-    notes = [
-        f"CloudWatch {name}: {region.metrics_error}"
-        for name, region in sorted(regions.items())
-        if region.metrics_error
-    ]
-
-    aws_seen: dict[int, WorkerObservation] = {}
-    targets: list[CMLTarget] = []
-    for worker in workers:
-        region = regions[worker.region]
-        if region.error:
-            aws_seen[worker.pk] = WorkerObservation(
-                aws_error=f"AWS {worker.region}: {region.error}"
-            )
-            continue
-        instance = region.instances[worker.instance_id]
-        aws_seen[worker.pk] = WorkerObservation(aws=instance)
-        if instance.found and instance.state == WorkerStatus.RUNNING:
-            endpoint = cml_endpoint(settings.CML_ENDPOINT_TEMPLATE, worker, instance)
-            if endpoint:
-                targets.append(CMLTarget(key=worker.pk, endpoint=endpoint))
-
-    if on_worker_done:  # the workers CML will not be asked about are done already
-        for _ in range(len(workers) - len(targets)):
-            on_worker_done()
-    # The licence changes rarely: full cycles read it, and any cycle where a worker's is unknown.
-    asked = {target.key for target in targets}
-    read_licence = read_labs or any(
-        w.license_state == LicenseState.UNKNOWN for w in workers if w.pk in asked
-    )
-    cml_seen = (
-        _observe_cml(targets, read_labs, read_licence, deadline, on_worker_done) if targets else {}
-    )
-    seen = {
-        pk: WorkerObservation(aws=obs.aws, aws_error=obs.aws_error, cml=cml_seen.get(pk))
-        for pk, obs in aws_seen.items()
-    }
-    return seen, sum(region.api_calls for region in regions.values()), notes
-
-
-def _observe_cml(
-    targets: list[CMLTarget],
-    read_labs: bool,
-    read_licence: bool,
-    deadline: float | None,
-    on_worker_done: Callable[[], None] | None,
-) -> dict:
-    return run_cml_reader(
-        observe_cml,
-        targets,
-        read_labs=read_labs,
-        read_licence=read_licence,
-        worker_deadline=deadline or settings.CML_WORKER_DEADLINE_SECONDS,
-        on_worker_done=on_worker_done,
-    )
-
-
-def run_cml_reader(reader: Callable[..., Any], targets: list[CMLTarget], **options: Any) -> dict:
-    """Run a CML reader of `sources.cml` (observe_cml, observe_telemetry) over `targets` with
-    the configured account, TLS and bounds, sharing the processes' cached tokens."""
-    tokens = load_tokens()
-    before = dict(tokens)
-    configured = {
-        "username": settings.CML_USERNAME,
-        "password": settings.CML_PASSWORD,
-        "verify_tls": settings.CML_VERIFY_TLS,
-        "ca_bundle": settings.CML_CA_BUNDLE,
-        "concurrency": settings.COLLECT_CONCURRENCY,
-        "request_timeout": settings.CML_REQUEST_TIMEOUT_SECONDS,
-        "worker_deadline": settings.CML_WORKER_DEADLINE_SECONDS,
-        "cycle_deadline": settings.COLLECT_CYCLE_DEADLINE_SECONDS,
-        "max_response_bytes": settings.CML_MAX_RESPONSE_BYTES,
-    }
-    seen = asyncio.run(reader(targets, **{**configured, **options}, tokens=tokens))
-    if tokens != before:
-        save_tokens(tokens)
-    return seen
 
 
 def derive_cycle(workers: list[Worker], seen: dict[int, WorkerObservation]) -> CycleResult:

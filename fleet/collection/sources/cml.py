@@ -9,13 +9,14 @@ exception. No Django here.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import ssl
 import urllib.request
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import aiohttp
 import certifi
@@ -76,10 +77,12 @@ class CMLObservation:
 
 @dataclass(frozen=True)
 class CMLTarget:
-    """A worker to observe: its key (the Worker pk) and its CML base URL."""
+    """A worker to observe: its key (the Worker pk), its CML base URL, and whether to read its
+    licence (it changes rarely: full cycles read it, and any cycle where it is unknown)."""
 
     key: int
     endpoint: str
+    read_licence: bool = True
 
 
 class CMLError(Exception):
@@ -90,26 +93,25 @@ class CMLError(Exception):
         self.status = status
 
 
+def cml_reader(*, read_labs: bool, **options: Any) -> CMLReader[CMLObservation]:
+    """A reader of every target's health, stats, licence (targets with `read_licence`; the
+    others' comes back None) and labs (with `read_labs`); its options are `CMLReader`'s."""
+
+    async def observe(api: _WorkerAPI, target: CMLTarget) -> CMLObservation:
+        return await _observe_worker(api, read_labs, target.read_licence)
+
+    return CMLReader(observe, lambda error: CMLObservation(ok=False, error=error), **options)
+
+
 async def observe_cml(
-    targets: list[CMLTarget], *, read_labs: bool, read_licence: bool = True, **options: Any
+    targets: list[CMLTarget],
+    *,
+    read_labs: bool,
+    on_worker_done: Callable[[], None] | None = None,
+    **options: Any,
 ) -> dict[int, CMLObservation]:
-    """Observe every target's health, stats, licence (unless `read_licence` is off: it changes
-    rarely, and comes back None) and labs (with `read_labs`); never raises for a worker's fault.
-
-    The options are those of `_each_worker`: the account (`username`, `password`), TLS
-    (`verify_tls` against `ca_bundle`, a PEM file of the CAs that signed CML's certificates, or
-    the public CAs), the bounds (`concurrency`, `request_timeout`, `worker_deadline`,
-    `cycle_deadline`: seconds from now for the whole call, `max_response_bytes`: a larger
-    answer is that call's error, read no further), `on_worker_done` (progress), `tokens`
-    (endpoint → token, read and updated in place so callers keep it across cycles).
-    """
-
-    async def observe(api: _WorkerAPI) -> CMLObservation:
-        return await _observe_worker(api, read_labs, read_licence)
-
-    return await _each_worker(
-        targets, observe, lambda error: CMLObservation(ok=False, error=error), **options
-    )
+    """Observe every target (see `cml_reader`); never raises for a worker's fault."""
+    return await read_all(cml_reader(read_labs=read_labs, **options), targets, on_worker_done)
 
 
 @dataclass(frozen=True)
@@ -124,12 +126,12 @@ class TelemetryObservation:
 
 
 async def observe_telemetry(
-    targets: list[CMLTarget], **options: Any
+    targets: list[CMLTarget], *, on_worker_done: Callable[[], None] | None = None, **options: Any
 ) -> dict[int, TelemetryObservation]:
     """Read `GET /telemetry/events` (and our account's user id) of every target, under the
-    same bounds, TLS and token cache as `observe_cml` (whose keyword options it takes)."""
+    same bounds, TLS and token cache as `observe_cml` (`CMLReader`'s options)."""
 
-    async def observe(api: _WorkerAPI) -> TelemetryObservation:
+    async def observe(api: _WorkerAPI, target: CMLTarget) -> TelemetryObservation:
         own, events = await asyncio.gather(
             _own_user_id(api), api.get("/telemetry/events"), return_exceptions=True
         )
@@ -144,9 +146,10 @@ async def observe_telemetry(
             )
         return TelemetryObservation(ok=True, events=events, own_user_id=own)
 
-    return await _each_worker(
-        targets, observe, lambda error: TelemetryObservation(ok=False, error=error), **options
+    reader = CMLReader(
+        observe, lambda error: TelemetryObservation(ok=False, error=error), **options
     )
+    return await read_all(reader, targets, on_worker_done)
 
 
 async def _own_user_id(api: _WorkerAPI) -> str:
@@ -161,77 +164,109 @@ async def _own_user_id(api: _WorkerAPI) -> str:
     return answer if isinstance(answer, str) else ""
 
 
-async def _each_worker(
-    targets: list[CMLTarget],
-    observe: Callable[[_WorkerAPI], Awaitable[T]],
-    failed: Callable[[str], T],
-    *,
-    username: str,
-    password: str,
-    verify_tls: bool,
-    ca_bundle: str | None = None,
-    concurrency: int = 50,
-    request_timeout: float = 10.0,
-    worker_deadline: float = 60.0,
-    cycle_deadline: float | None = None,
-    max_response_bytes: int = MAX_RESPONSE_BYTES,
-    on_worker_done: Callable[[], None] | None = None,
-    tokens: dict[str, str] | None = None,
-) -> dict[int, T]:
-    """Run `observe` on every target's API, at most `concurrency` at once, each under its
-    deadline; a worker's timeout or bug becomes `failed(message)`, never an exception."""
-    tokens = {} if tokens is None else tokens
-    credentials = {"username": username, "password": password}
-    bound = asyncio.Semaphore(concurrency)
-    # One small connection pool per worker (a session), all sharing one TLS context (the costly
-    # part to build): a worker's requests reuse its connections, and never another worker's.
-    tls = tls_context(verify_tls, ca_bundle)
-    # Socket timeouts per request; waiting for a pooled connection is bounded by the worker's
-    # deadline instead.
-    timeout = aiohttp.ClientTimeout(
-        total=None, sock_connect=request_timeout, sock_read=request_timeout
-    )
-    # Proxies come from the environment, read once here: sessions look only when there are any.
-    env_proxies = bool(urllib.request.getproxies())
+class CMLReader(Generic[T]):
+    """Reads workers' CML APIs in one event loop, at most `concurrency` at once, each under its
+    deadline; a worker's timeout or bug becomes `failed(message)`, never an exception.
 
-    loop = asyncio.get_running_loop()
-    cycle_end = loop.time() + cycle_deadline if cycle_deadline else float("inf")
+    Workers are started one at a time (`start`), so more can be added while others are read:
+    the collector starts those it expects to be running before AWS has confirmed them. Create
+    it inside the running loop. The options: the account (`username`, `password`), TLS
+    (`verify_tls` against `ca_bundle`, a PEM file of the CAs that signed CML's certificates,
+    or the public CAs), the bounds (`concurrency`, `request_timeout`, `worker_deadline`,
+    `cycle_deadline`: seconds from now for every read, `max_response_bytes`: a larger answer
+    is that call's error, read no further) and `tokens` (endpoint → token, read and updated in
+    place so that callers keep it across cycles).
+    """
 
-    async def observe_one(target: CMLTarget) -> T:
+    def __init__(
+        self,
+        observe: Callable[[_WorkerAPI, CMLTarget], Awaitable[T]],
+        failed: Callable[[str], T],
+        *,
+        username: str,
+        password: str,
+        verify_tls: bool,
+        ca_bundle: str | None = None,
+        concurrency: int = 50,
+        request_timeout: float = 10.0,
+        worker_deadline: float = 60.0,
+        cycle_deadline: float | None = None,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
+        tokens: dict[str, str] | None = None,
+    ) -> None:
+        self._observe, self._failed = observe, failed
+        self.tokens = {} if tokens is None else tokens
+        self._credentials = {"username": username, "password": password}
+        self._bound = asyncio.Semaphore(concurrency)
+        # One small connection pool per worker (a session), all sharing one TLS context (the
+        # costly part to build): a worker's requests reuse its connections, never another's.
+        self._tls = tls_context(verify_tls, ca_bundle)
+        # Socket timeouts per request; waiting for a pooled connection is bounded by the
+        # worker's deadline instead.
+        self._timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=request_timeout, sock_read=request_timeout
+        )
+        # Proxies come from the environment, read once: sessions look only when there are any.
+        self._env_proxies = bool(urllib.request.getproxies())
+        self._request_timeout, self._max_response_bytes = request_timeout, max_response_bytes
+        self._worker_deadline, self._cycle_deadline = worker_deadline, cycle_deadline
+        self._loop = asyncio.get_running_loop()
+        self._cycle_end = self._loop.time() + cycle_deadline if cycle_deadline else float("inf")
+
+    def start(self, target: CMLTarget) -> asyncio.Task[T]:
+        """Begin reading one worker (as soon as a slot is free); the task never raises but
+        may be cancelled."""
+        return self._loop.create_task(self._observe_one(target))
+
+    async def _observe_one(self, target: CMLTarget) -> T:
         async with (
-            bound,
+            self._bound,
             aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=CALLS_AT_ONCE, ssl=tls),
-                timeout=timeout,
+                connector=aiohttp.TCPConnector(limit=CALLS_AT_ONCE, ssl=self._tls),
+                timeout=self._timeout,
                 cookie_jar=aiohttp.DummyCookieJar(),  # CML authenticates with bearer tokens
-                trust_env=env_proxies,
+                trust_env=self._env_proxies,
             ) as session,
         ):
             api = _WorkerAPI(
-                session, target.endpoint, credentials, tokens, request_timeout, max_response_bytes
+                session,
+                target.endpoint,
+                self._credentials,
+                self.tokens,
+                self._request_timeout,
+                self._max_response_bytes,
             )
-            worker_end = loop.time() + worker_deadline
+            worker_end = self._loop.time() + self._worker_deadline
             try:
-                async with asyncio.timeout_at(min(worker_end, cycle_end)):
-                    return await observe(api)
+                async with asyncio.timeout_at(min(worker_end, self._cycle_end)):
+                    return await self._observe(api, target)
             except TimeoutError:
-                if worker_end <= cycle_end:
-                    return failed(f"deadline of {worker_deadline:g}s exceeded")
-                return failed(f"the cycle's deadline of {cycle_deadline:g}s was reached")
+                if worker_end <= self._cycle_end:
+                    return self._failed(f"deadline of {self._worker_deadline:g}s exceeded")
+                return self._failed(
+                    f"the cycle's deadline of {self._cycle_deadline:g}s was reached"
+                )
             except Exception as exc:  # a bug must not take the other workers down
-                return failed(f"{type(exc).__name__}: {exc}"[:500])
+                return self._failed(f"{type(exc).__name__}: {exc}"[:500])
 
-    async def observe_and_count(target: CMLTarget) -> T:
-        result = await observe_one(target)
-        if on_worker_done:
-            on_worker_done()
-        return result
 
-    results = await asyncio.gather(*(observe_and_count(target) for target in targets))
+async def read_all(
+    reader: CMLReader[T],
+    targets: list[CMLTarget],
+    on_worker_done: Callable[[], None] | None = None,
+) -> dict[int, T]:
+    """Read every target; `on_worker_done` is called as each one ends (progress)."""
+    tasks = [reader.start(target) for target in targets]
+    if on_worker_done:
+        for task in tasks:
+            task.add_done_callback(lambda _: on_worker_done())
+    results = await asyncio.gather(*tasks)
     return {target.key: result for target, result in zip(targets, results, strict=True)}
 
 
+@functools.cache
 def tls_context(verify: bool, ca_bundle: str | None) -> ssl.SSLContext:
+    """The client TLS context, built once per process: loading the CAs costs about 20 ms."""
     if verify:
         return ssl.create_default_context(cafile=ca_bundle or certifi.where())
     context = ssl.create_default_context()
