@@ -8,10 +8,10 @@ own process so its CPU is not counted. The cycle runs in this process against a 
 database (or DATABASE_URL). The last line is key=value pairs:
 
     workers latency_ms concurrency cycle_s ideal_s ratio db_queries aws_calls cpu_ms_per_worker
-    shards aws_s cml_s
+    shards aws_s observe_s
 
-aws_s and cml_s are the wall-clock seconds of the two observation phases (AWS, then CML), summed
-over shards: the rest of the cycle is derive and persist.
+observe_s is the wall-clock seconds of the observation (AWS and CML side by side), aws_s of its
+AWS part, each summed over shards: the rest of the cycle is derive and persist.
 
 With --shards S the cycle is split into shards (per region, ceil(workers / S) workers at most)
 and S - 1 single-worker qcluster processes take shards beside this one; cpu_ms_per_worker then
@@ -154,13 +154,13 @@ def start_helpers(count: int) -> list[subprocess.Popen]:
 
 
 def measure_both(args: argparse.Namespace, collect, Worker, Lab) -> None:  # noqa: N803
-    # Cycle 1 runs cold (imports, boto3 clients, CML tokens). Cycle 2 is what a long-lived
-    # qcluster does every interval; we forget what cycle 1 saved first, so it too must write
-    # every worker and every lab: the worst case for the database.
+    # Cycle 1 runs cold (imports, boto3 clients, CML tokens, and no worker yet known to run).
+    # Cycle 2 is what a long-lived qcluster does every interval; we forget what cycle 1 saved
+    # first, so it too must write every worker and every lab: the worst case for the database.
+    # Only EC2's state and the CML address are kept, as every cycle after the first has them.
     cold = measure(collect, args)
     print("cold:", cold["summary"], format_figures(args, cold))
     Worker.objects.update(
-        status="unknown",
         service_status="unknown",
         cpu_percent=None,
         cml_version="",
@@ -173,15 +173,16 @@ def measure_both(args: argparse.Namespace, collect, Worker, Lab) -> None:  # noq
 
 
 class PhaseTimer:
-    """Wall-clock seconds spent in AwsReader.observe and in run_cml_reader, by wrapping them."""
+    """Wall-clock seconds spent in AwsReader.observe and in the whole observation (AWS and CML
+    side by side), by wrapping them."""
 
     def __init__(self) -> None:
         from fleet.collection import collect
         from fleet.collection.sources.aws import AwsReader
 
-        self.seconds = {"aws": 0.0, "cml": 0.0}
+        self.seconds = {"aws": 0.0, "observe": 0.0}
         AwsReader.observe = self.timed("aws", AwsReader.observe)
-        collect.run_cml_reader = self.timed("cml", collect.run_cml_reader)
+        collect.observe = self.timed("observe", collect.observe)
 
     def timed(self, phase: str, function):
         def wrapper(*args, **kwargs):
@@ -194,7 +195,7 @@ class PhaseTimer:
         return wrapper
 
     def take(self) -> dict[str, float]:
-        taken, self.seconds = self.seconds, {"aws": 0.0, "cml": 0.0}
+        taken, self.seconds = self.seconds, {"aws": 0.0, "observe": 0.0}
         return taken
 
 
@@ -249,7 +250,7 @@ def format_figures(args: argparse.Namespace, measured: dict) -> str:
         "cpu_ms_per_worker": f"{measured['cpu_ms'] / args.workers:.2f}",
         "shards": measured["shards"],
         "aws_s": f"{measured['phases']['aws']:.2f}",
-        "cml_s": f"{measured['phases']['cml']:.2f}",
+        "observe_s": f"{measured['phases']['observe']:.2f}",
     }
     return " ".join(f"{key}={value}" for key, value in figures.items())
 

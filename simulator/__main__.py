@@ -1,7 +1,8 @@
 """Run a simulated fleet in its own process: `python -m simulator --workers 100`.
 
 Prints one JSON line, {"environment": {...}, "instances": [...]}, then serves until stdin closes,
-or SIGINT/SIGTERM arrives. Benchmarks use it so the simulator's CPU is not counted as ours.
+or SIGINT/SIGTERM arrives. Benchmarks use it so the simulator's CPU is not counted as ours; AWS
+(moto) runs in a further process of its own, as it would on other machines.
 """
 
 import argparse
@@ -33,6 +34,7 @@ def main() -> None:
         regions=[r for r in args.regions.split(",") if r],
         stopped=args.stopped,
         latency_ms=args.latency_ms,
+        aws_process=True,
     ) as fleet:
         print(
             json.dumps(

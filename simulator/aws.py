@@ -1,10 +1,13 @@
 """EC2 and CloudWatch for the simulated fleet, on moto's server (loopback, ephemeral port)."""
 
+import contextlib
 import logging
+import multiprocessing
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from multiprocessing.connection import Connection
 from typing import Any
 
 import boto3
@@ -51,6 +54,34 @@ def start_moto_server() -> tuple[ThreadedMotoServer, str]:
     endpoint_url = f"http://{host}:{port}"
     httpx.post(f"{endpoint_url}/moto-api/reset").raise_for_status()
     return server, endpoint_url
+
+
+class MotoProcess:
+    """moto's server in a process of its own, as AWS is on machines of its own: rendering a
+    large DescribeInstances then never holds up the simulated CML servers, which would
+    otherwise wait on it in the same interpreter. `endpoint_url` is ready on return."""
+
+    def __init__(self) -> None:
+        context = multiprocessing.get_context("spawn")  # no fork of a process with threads
+        self._pipe, child = context.Pipe()
+        self._process = context.Process(target=_serve_moto, args=(child,), daemon=True)
+        self._process.start()
+        child.close()
+        self.endpoint_url: str = self._pipe.recv()
+
+    def stop(self) -> None:
+        self._pipe.close()  # the child sees EOF and stops its server
+        self._process.join(timeout=10)
+        if self._process.is_alive():
+            self._process.kill()
+
+
+def _serve_moto(pipe: Connection) -> None:
+    server, endpoint_url = start_moto_server()
+    pipe.send(endpoint_url)
+    with contextlib.suppress(EOFError):  # EOF: the parent closed its end, so stop
+        pipe.recv()
+    server.stop()
 
 
 def seed_instances(

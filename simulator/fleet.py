@@ -12,6 +12,7 @@ from simulator.aws import (
     DEFAULT_REGIONS,
     INSTANCE_SIZES,
     MetricDrift,
+    MotoProcess,
     SeededInstance,
     aws_client,
     publish_metrics,
@@ -36,6 +37,7 @@ class SimulatedFleet:
         seed: int = 0,
         username: str = "admin",
         password: str = "simulated-password",
+        aws_process: bool = False,
     ) -> None:
         self.workers = workers
         self.regions = list(regions or DEFAULT_REGIONS)
@@ -47,7 +49,8 @@ class SimulatedFleet:
         self.instances: list[SeededInstance] = []
         self.cml = CMLSimulator(username=username, password=password, seed=seed)
         self.aws_endpoint_url = ""
-        self._moto: ThreadedMotoServer | None = None
+        self.aws_process = aws_process  # moto in a process of its own (MotoProcess)
+        self._moto: ThreadedMotoServer | MotoProcess | None = None
         self._metric_drift = MetricDrift(random.Random(seed))
 
     def start(self) -> None:
@@ -55,7 +58,11 @@ class SimulatedFleet:
         publish a first round of metrics. Stopped instances get a CML worker too: the product
         simply should not call it."""
         try:
-            self._moto, self.aws_endpoint_url = start_moto_server()
+            if self.aws_process:
+                self._moto = MotoProcess()
+                self.aws_endpoint_url = self._moto.endpoint_url
+            else:
+                self._moto, self.aws_endpoint_url = start_moto_server()
             self.instances = seed_instances(
                 self.aws_endpoint_url,
                 count=self.workers,
