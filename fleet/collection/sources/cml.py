@@ -266,7 +266,8 @@ async def read_all(
 
 @functools.cache
 def tls_context(verify: bool, ca_bundle: str | None) -> ssl.SSLContext:
-    """The client TLS context, built once per process: loading the CAs costs about 20 ms."""
+    """The client TLS context, built once per process (loading the CAs costs about 20 ms a
+    time): a CA bundle changed on disk is read when the process restarts."""
     if verify:
         return ssl.create_default_context(cafile=ca_bundle or certifi.where())
     context = ssl.create_default_context()
