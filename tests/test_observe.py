@@ -96,3 +96,22 @@ def test_a_bug_in_the_aws_part_fails_the_run_and_leaves_no_read_behind(
     run = collect()
     assert run.status == RunStatus.FAILED
     assert run.message == "RuntimeError: a bug in the AWS part"
+
+
+def test_when_a_region_fails_its_early_reads_are_not_kept(fleet_workers, fleet_settings, settings):
+    collect()
+    up = running(fleet_settings, fleet_workers)
+
+    def cpu() -> dict[int, float]:
+        return {w.pk: w.cml_cpu_percent for w in Worker.objects.filter(pk__in=[w.pk for w in up])}
+
+    before = cpu()
+    fleet_settings.cml.advance()  # every CML's figures move on
+    settings.AWS_ENDPOINT_URL = "http://127.0.0.1:9"  # nothing listens: every region fails
+    run = collect()
+    assert run.workers_failed == len(fleet_workers)
+    assert all(error.startswith("AWS ") for error in run.errors.values())
+    assert cpu() == before
+    settings.AWS_ENDPOINT_URL = fleet_settings.aws_endpoint_url
+    collect()  # AWS answers again: now the new figures are kept
+    assert all(cpu()[pk] != value for pk, value in before.items())
