@@ -3,8 +3,8 @@
 AWS answers by region in threads while the event loop already reads CML from the workers the
 last cycle saw running, at the address it saw (most of a fleet, most of the time). Once AWS
 has answered, a worker it confirms at the same address keeps that read; one that started, or
-whose address changed, is read now; one no longer running has its read cancelled and
-discarded. A cycle then takes about as long as the longer of the two, not their sum.
+whose address changed, is read now; one no longer running, or whose region failed, has its
+read cancelled and discarded. A cycle then takes about the longer of the two, not their sum.
 """
 
 import asyncio
