@@ -16,7 +16,13 @@ from django.conf import settings
 
 from fleet.collection.derive import WorkerObservation, cml_endpoint
 from fleet.collection.sources.aws import AwsReader, RegionObservation
-from fleet.collection.sources.cml import CMLObservation, CMLReader, CMLTarget, cml_reader
+from fleet.collection.sources.cml import (
+    CMLObservation,
+    CMLReader,
+    CMLTarget,
+    cml_reader,
+    gather_reads,
+)
 from fleet.collection.token_cache import load_tokens, save_tokens
 from fleet.models import LicenseState, Worker, WorkerStatus
 
@@ -128,10 +134,7 @@ class _Observation:
         await _cancel(moved + [task for _, task in early.values()])  # moved, or not running
         for _ in range(len(self.workers) - len(reads)):  # done already: CML is not asked
             self.on_worker_done()
-        for task in reads.values():
-            task.add_done_callback(lambda _: self.on_worker_done())
-        cml_seen = dict(zip(reads, await asyncio.gather(*reads.values()), strict=True))
-        for pk, cml in cml_seen.items():
+        for pk, cml in (await gather_reads(reads, self.on_worker_done)).items():
             seen[pk] = WorkerObservation(aws=seen[pk].aws, cml=cml)
         return regions, seen
 

@@ -256,12 +256,20 @@ async def read_all(
     on_worker_done: Callable[[], None] | None = None,
 ) -> dict[int, T]:
     """Read every target; `on_worker_done` is called as each one ends (progress)."""
-    tasks = [reader.start(target) for target in targets]
+    return await gather_reads(
+        {target.key: reader.start(target) for target in targets}, on_worker_done
+    )
+
+
+async def gather_reads(
+    reads: dict[int, asyncio.Task[T]], on_worker_done: Callable[[], None] | None = None
+) -> dict[int, T]:
+    """Wait for reads begun with `CMLReader.start`, by key; `on_worker_done` is called as each
+    one ends (progress)."""
     if on_worker_done:
-        for task in tasks:
+        for task in reads.values():
             task.add_done_callback(lambda _: on_worker_done())
-    results = await asyncio.gather(*tasks)
-    return {target.key: result for target, result in zip(targets, results, strict=True)}
+    return dict(zip(reads, await asyncio.gather(*reads.values()), strict=True))
 
 
 @functools.cache
